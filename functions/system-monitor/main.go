@@ -1,0 +1,32 @@
+// Command system-monitor is the system-monitor Lambda function: it only wires configuration,
+// clients and the handler; the routes live in shared/monitorapi.
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/zenithfresh/zenith-serverless/shared/config"
+	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
+	"github.com/zenithfresh/zenith-serverless/shared/platform"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg, err := config.Load("system-monitor", os.Getenv)
+	if err != nil {
+		log.Fatalf("system-monitor: %v", err)
+	}
+	deps, err := platform.New(ctx, cfg)
+	if err != nil {
+		log.Fatalf("system-monitor: %v", err)
+	}
+	app, err := monitorapi.New(ctx, deps)
+	if err != nil {
+		log.Fatalf("system-monitor: %v", err)
+	}
+	lambda.Start(app.Handle)
+}

@@ -1,0 +1,448 @@
+// Package httpapi is the request layer every function shares: it turns an API
+// Gateway HTTP API event into a Request, runs the session resolver, the rate
+// limiter, the CSRF and permission checks and the route's handler, and renders
+// every outcome, errors included, in the route's JSON envelope. It never
+// returns an error to Lambda for an HTTP outcome.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
+)
+
+// Envelope is the shape of an error body; the contract keeps the original's per route.
+type Envelope int
+
+// The three error envelopes of API.md.
+const (
+	// EnvelopeStandard: {"success":false,"error","code","requestId"}.
+	EnvelopeStandard Envelope = iota
+	// EnvelopeMonitor: {"error","code","requestId","timestamp"} (GET /api/system-monitor).
+	EnvelopeMonitor
+	// EnvelopeTraffic: {"error":true,"message","code","requestId","timestamp"} (GET /api/traffic-manager).
+	EnvelopeTraffic
+)
+
+// Permission values of Route.Permission besides the role permissions.
+const (
+	Public        = ""         // anyone, session optional
+	Authenticated = "*session" // any valid session
+)
+
+// Policies of the rate limiter.
+const (
+	PolicyAPI       = "api"
+	PolicyFrontdoor = "frontdoor"
+	PolicyNone      = "" // spends nothing
+)
+
+// HandlerFunc handles one routed request. It returns a *Error for every
+// non-2xx outcome; any other error is a bug or an unreachable store.
+type HandlerFunc func(ctx context.Context, r *Request) (*Response, error)
+
+// Route binds a method and path pattern ("/api/auth/users/{username}") to a handler.
+type Route struct {
+	Method     string
+	Path       string
+	Permission string // Public, Authenticated, or a role permission name
+	Handler    HandlerFunc
+}
+
+// Response is a successful (or handler-shaped) answer. Body is marshalled as
+// JSON; when it is an object without "requestId" the request id is added.
+type Response struct {
+	Status  int
+	Body    any
+	Headers map[string]string
+	Cookies []string
+}
+
+// JSON is a Response with status and body.
+func JSON(status int, body any) *Response { return &Response{Status: status, Body: body} }
+
+// App is one function's HTTP surface and its middleware.
+type App struct {
+	Function string // metric dimension and log field: "auth", "session", ...
+	Routes   []Route
+
+	// EnvelopeFor picks the error envelope by method; nil means EnvelopeStandard.
+	EnvelopeFor func(method string) Envelope
+	// PolicyFor picks the limiter policy; nil means PolicyAPI for every request.
+	PolicyFor func(r *Request) string
+	// QueryToken allows ?sessionId= as the last token source (GET /api/auth only).
+	QueryToken func(r *Request) bool
+
+	Sessions       SessionResolver // nil: no session support
+	Limiter        Limiter         // nil: no limiting
+	Recorder       Recorder        // nil: nothing recorded
+	Clock          clock.Clock     // nil: system clock
+	AllowedOrigins []string
+	Logger         *slog.Logger // nil: lambdacontext.NewLogger()
+}
+
+func (a *App) now() time.Time {
+	if a.Clock == nil {
+		return time.Now()
+	}
+	return a.Clock.Now()
+}
+
+func (a *App) logger() *slog.Logger {
+	if a.Logger == nil {
+		a.Logger = lambdacontext.NewLogger()
+	}
+	return a.Logger
+}
+
+// Handle is the Lambda handler. It returns a nil error for every HTTP outcome.
+func (a *App) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
+	r := a.parse(ctx, ev)
+	var route *Route
+	var limitHeaders map[string]string
+	env := a.envelope(r.Method)
+	defer func() {
+		if p := recover(); p != nil {
+			// A panic is a bug; the client still gets the contract's 500.
+			r.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp = a.render(r, env, nil, NewError(http.StatusInternalServerError, CodeInternal, "Internal server error"), limitHeaders)
+		}
+		a.record(ctx, r, route, resp.StatusCode)
+	}()
+	res, herr := a.serve(ctx, r, &route, &limitHeaders)
+	return a.render(r, env, res, herr, limitHeaders), nil
+}
+
+func (a *App) serve(ctx context.Context, r *Request, routeOut **Route, limitHeaders *map[string]string) (*Response, error) {
+	if r.TokenSource != TokenNone && a.Sessions != nil {
+		p, err := a.Sessions.Resolve(ctx, r.Token)
+		if err != nil {
+			return nil, err
+		}
+		r.Principal = p
+	}
+
+	policy := PolicyAPI
+	if a.PolicyFor != nil {
+		policy = a.PolicyFor(r)
+	}
+	if a.Limiter != nil && policy != PolicyNone {
+		lr, err := a.Limiter.Limit(ctx, policy, r)
+		if err != nil {
+			return nil, err
+		}
+		*limitHeaders = lr.Headers
+		if lr.Denied {
+			return nil, lr.Deny
+		}
+	}
+
+	route, allowed := a.match(r)
+	if route == nil {
+		if len(allowed) > 0 {
+			return nil, NewError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("Method %s not allowed", r.Method)).
+				WithHeader("Allow", strings.Join(allowed, ", "))
+		}
+		return nil, NotFound(fmt.Sprintf("No route for %s", r.Path))
+	}
+	*routeOut = route
+
+	if r.TokenSource == TokenCookie && isUnsafe(r.Method) && !a.originAllowed(r.Header("origin")) {
+		return nil, NewError(http.StatusForbidden, CodeCSRF, "Cross-site request rejected")
+	}
+	switch route.Permission {
+	case Public:
+	case Authenticated:
+		if r.Principal == nil {
+			return nil, Unauthorized(CodeUnauthorized, "Authentication required")
+		}
+	default:
+		if r.Principal == nil {
+			return nil, Unauthorized(CodeUnauthorized, "Authentication required")
+		}
+		if !r.Principal.Can(route.Permission) {
+			return nil, Forbidden()
+		}
+	}
+	if r.bodyErr != nil && hasBody(r.Method) {
+		return nil, r.bodyErr
+	}
+	return route.Handler(ctx, r)
+}
+
+func isUnsafe(method string) bool {
+	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete || method == http.MethodPut
+}
+
+func hasBody(method string) bool { return method != http.MethodGet && method != http.MethodHead }
+
+func (a *App) originAllowed(origin string) bool {
+	if origin == "" {
+		return false
+	}
+	return slices.Contains(a.AllowedOrigins, strings.ToLower(strings.TrimRight(origin, "/")))
+}
+
+func (a *App) envelope(method string) Envelope {
+	if a.EnvelopeFor == nil {
+		return EnvelopeStandard
+	}
+	return a.EnvelopeFor(method)
+}
+
+// match finds the route for r, filling r.Params and r.RouteKey; when only the
+// method is wrong it returns the allowed methods.
+func (a *App) match(r *Request) (*Route, []string) {
+	var allowed []string
+	for i := range a.Routes {
+		rt := &a.Routes[i]
+		params, ok := matchPath(rt.Path, r.Path)
+		if !ok {
+			continue
+		}
+		if rt.Method != r.Method {
+			if !slices.Contains(allowed, rt.Method) {
+				allowed = append(allowed, rt.Method)
+			}
+			continue
+		}
+		r.Params = params
+		r.RouteKey = rt.Method + " " + rt.Path
+		return rt, nil
+	}
+	return nil, allowed
+}
+
+func matchPath(pattern, path string) (map[string]string, bool) {
+	ps := strings.Split(strings.Trim(pattern, "/"), "/")
+	xs := strings.Split(strings.Trim(path, "/"), "/")
+	if len(ps) != len(xs) {
+		return nil, false
+	}
+	var params map[string]string
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if xs[i] == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[p[1:len(p)-1]] = xs[i]
+			continue
+		}
+		if p != xs[i] {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
+func (a *App) parse(ctx context.Context, ev events.APIGatewayV2HTTPRequest) *Request {
+	r := &Request{
+		Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
+		Path:      ev.RawPath,
+		Query:     ev.QueryStringParameters,
+		Headers:   make(map[string]string, len(ev.Headers)),
+		Cookies:   map[string]string{},
+		RequestID: ev.RequestContext.RequestID,
+		SourceIP:  ev.RequestContext.HTTP.SourceIP,
+		Started:   a.now(),
+	}
+	if r.Path == "" {
+		r.Path = ev.RequestContext.HTTP.Path
+	}
+	if r.Query == nil {
+		r.Query = map[string]string{}
+	}
+	if r.RequestID == "" {
+		r.RequestID = NewRequestID()
+	}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		r.LambdaRequestID = lc.AwsRequestID
+	}
+	for k, v := range ev.Headers {
+		r.Headers[strings.ToLower(k)] = v
+	}
+	// HTTP API moves cookies out of the headers into ev.Cookies.
+	cookies := ev.Cookies
+	if c := r.Headers["cookie"]; c != "" {
+		cookies = append(cookies, strings.Split(c, ";")...)
+	}
+	for _, c := range cookies {
+		name, value, ok := strings.Cut(strings.TrimSpace(c), "=")
+		if ok && name != "" {
+			if _, seen := r.Cookies[name]; !seen {
+				r.Cookies[name] = value
+			}
+		}
+	}
+	r.Logger = a.logger().With("apiRequestId", r.RequestID, "lambdaRequestId", r.LambdaRequestID, "function", a.Function)
+
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		decoded, err := base64.StdEncoding.DecodeString(ev.Body)
+		if err != nil {
+			r.bodyErr = BadRequest(CodeJSONParse, "Request body is not valid base64")
+		}
+		body = decoded
+	}
+	if len(body) > MaxBodyBytes {
+		r.bodyErr = NewError(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("Request body exceeds %d bytes", MaxBodyBytes))
+		body = nil
+	}
+	r.Body = body
+
+	if auth := r.Headers["authorization"]; auth != "" {
+		if scheme, tok, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != "" {
+			r.Token, r.TokenSource = strings.TrimSpace(tok), TokenBearer
+		}
+	}
+	if r.TokenSource == TokenNone {
+		if c := r.Cookies[SessionCookie]; c != "" {
+			r.Token, r.TokenSource = c, TokenCookie
+		}
+	}
+	if r.TokenSource == TokenNone && a.QueryToken != nil && a.QueryToken(r) {
+		if q := r.Query["sessionId"]; q != "" {
+			r.Token, r.TokenSource = q, TokenQuery
+		}
+	}
+	return r
+}
+
+// render turns a handler outcome into the API Gateway response.
+func (a *App) render(r *Request, env Envelope, res *Response, herr error, limitHeaders map[string]string) events.APIGatewayV2HTTPResponse {
+	out := events.APIGatewayV2HTTPResponse{Headers: map[string]string{}}
+	for k, v := range limitHeaders {
+		out.Headers[k] = v
+	}
+	if herr == nil && res == nil {
+		herr = errors.New("handler returned neither response nor error")
+	}
+	var body any
+	if herr != nil {
+		e := a.classify(r, herr)
+		out.StatusCode = e.Status
+		for k, v := range e.Headers {
+			out.Headers[k] = v
+		}
+		body = errorBody(env, e, r.RequestID, a.now())
+	} else {
+		out.StatusCode = res.Status
+		if out.StatusCode == 0 {
+			out.StatusCode = http.StatusOK
+		}
+		for k, v := range res.Headers {
+			out.Headers[k] = v
+		}
+		out.Cookies = res.Cookies
+		body = res.Body
+	}
+	b, err := marshalWithRequestID(body, r.RequestID)
+	if err != nil {
+		r.Logger.Error("marshal response", "err", err)
+		out.StatusCode = http.StatusInternalServerError
+		b, _ = marshalWithRequestID(errorBody(env, NewError(http.StatusInternalServerError, CodeInternal, "Internal server error"), r.RequestID, a.now()), r.RequestID)
+	}
+	out.Body = string(b)
+	out.Headers["Content-Type"] = "application/json"
+	out.Headers["X-Request-ID"] = r.RequestID
+	out.Headers["Cache-Control"] = "no-cache, no-store, must-revalidate"
+	return out
+}
+
+// classify maps any handler error to a contract error; internal text never leaves.
+func (a *App) classify(r *Request, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if store.IsUnavailable(err) {
+		r.Logger.Warn("store unavailable", "err", err)
+		return ServiceUnavailable(time.Second)
+	}
+	r.Logger.Error("internal error", "err", err)
+	return NewError(http.StatusInternalServerError, CodeInternal, "Internal server error")
+}
+
+func errorBody(env Envelope, e *Error, requestID string, now time.Time) map[string]any {
+	var m map[string]any
+	switch env {
+	case EnvelopeMonitor:
+		m = map[string]any{"error": e.Message, "code": e.Code, "timestamp": now.UTC().Format(time.RFC3339Nano)}
+	case EnvelopeTraffic:
+		m = map[string]any{"error": true, "message": e.Message, "code": e.Code, "timestamp": now.UTC().Format(time.RFC3339Nano)}
+	default:
+		m = map[string]any{"success": false, "error": e.Message, "code": e.Code}
+	}
+	if e.Code == CodeValidation && len(e.Details) > 0 {
+		m["details"] = e.Details
+	}
+	for k, v := range e.Extra {
+		m[k] = v
+	}
+	m["requestId"] = requestID
+	return m
+}
+
+func marshalWithRequestID(body any, requestID string) ([]byte, error) {
+	if m, ok := body.(map[string]any); ok {
+		if _, has := m["requestId"]; !has {
+			m["requestId"] = requestID
+		}
+		return json.Marshal(m)
+	}
+	b, err := json.Marshal(body)
+	if err != nil || len(b) == 0 || b[0] != '{' {
+		return b, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	if _, has := fields["requestId"]; has {
+		return b, nil
+	}
+	id, _ := json.Marshal(requestID)
+	fields["requestId"] = id
+	return json.Marshal(fields)
+}
+
+func (a *App) record(ctx context.Context, r *Request, route *Route, status int) {
+	if a.Recorder == nil {
+		return
+	}
+	name := "unmatched"
+	if route != nil {
+		name = route.Path
+	}
+	now := a.now()
+	a.Recorder.Record(ctx, Observation{
+		Function: a.Function, Route: name, Method: r.Method, Status: status,
+		Duration: now.Sub(r.Started), At: now,
+	})
+}
+
+// NewRequestID returns a random request id for callers outside API Gateway.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
