@@ -1,0 +1,110 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zenithfresh/zenith-serverless/shared/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load("auth", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DBTimeout", c.DBTimeout, 5 * time.Second},
+		{"RateLimitRPM", c.RateLimitRPM, 100},
+		{"RateLimitBurst", c.RateLimitBurst, 10},
+		{"RateLimitWindow", c.RateLimitWindow, time.Minute},
+		{"RateLimitAPIRPM", c.RateLimitAPIRPM, 600},
+		{"RateLimitAPIBurst", c.RateLimitAPIBurst, 60},
+		{"RateLimitFailMode", c.RateLimitFailMode, "open"},
+		{"RateLimitStatus", c.RateLimitStatus, 429},
+		{"SessionTTL", c.SessionTTL, 24 * time.Hour},
+		{"SessionMaxLifetime", c.SessionMaxLifetime, 7 * 24 * time.Hour},
+		{"SessionTouchInterval", c.SessionTouchInterval, time.Minute},
+		{"TrafficCapacityRPM", c.TrafficCapacityRPM, 6000},
+		{"ShedThreshold", c.ShedThreshold, 0.8},
+		{"ShedAdmitRatio", c.ShedAdmitRatio, 0.1},
+		{"LoadSimulationEnabled", c.LoadSimulationEnabled, false},
+		{"LoadOverrideTTL", c.LoadOverrideTTL, 300 * time.Second},
+		{"MetricShards", c.MetricShards, 4},
+		{"MetricsRealtime", c.MetricsRealtime, true},
+		{"MetricsHistorySource", c.MetricsHistorySource, "cloudwatch"},
+		{"SlowQuery", c.SlowQuery, time.Second},
+		{"Users table", c.Tables.Users, "zenith-users"},
+		{"Function", c.Function, "auth"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	local, err := config.Load("auth", env(map[string]string{"DYNAMODB_ENDPOINT": "http://127.0.0.1:8000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if local.MetricsHistorySource != "dynamodb" {
+		t.Errorf("local history source %q, want dynamodb", local.MetricsHistorySource)
+	}
+}
+
+func TestParsesValues(t *testing.T) {
+	c, err := config.Load("traffic-manager", env(map[string]string{
+		"TRUSTED_PROXY_CIDRS": " 10.0.0.0/8, 2001:db8::1/64 ",
+		"ALLOWED_ORIGINS":     "https://App.Example.com, http://localhost:3000/",
+		"RATE_LIMIT_STATUS":   "503",
+		"RATE_LIMIT_SHADOW":   "TRUE",
+		"METRICS_REALTIME":    "off",
+		"SHED_THRESHOLD":      "0.5",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "2001:db8::/64" {
+		t.Errorf("proxies %v", c.TrustedProxies)
+	}
+	if strings.Join(c.AllowedOrigins, " ") != "https://app.example.com http://localhost:3000" {
+		t.Errorf("origins %v", c.AllowedOrigins)
+	}
+	if c.RateLimitStatus != 503 || !c.RateLimitShadow || c.MetricsRealtime || c.ShedThreshold != 0.5 {
+		t.Errorf("parsed %+v", c)
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	cases := map[string]string{
+		"DB_TIMEOUT":             "soon",
+		"RATE_LIMIT_RPM":         "0",
+		"RATE_LIMIT_FAIL_MODE":   "maybe",
+		"RATE_LIMIT_STATUS":      "500",
+		"RATE_LIMIT_SHADOW":      "yes please",
+		"TRUSTED_PROXY_CIDRS":    "10.0.0.0/33",
+		"ALLOWED_ORIGINS":        "not a url",
+		"SHED_ADMIT_RATIO":       "1.5",
+		"SHED_THRESHOLD":         "NaN",
+		"METRIC_SHARDS":          "-1",
+		"METRICS_HISTORY_SOURCE": "prometheus",
+		"DYNAMODB_ENDPOINT":      "localhost:8000",
+		"SESSION_MAX_LIFETIME":   "60",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := config.Load("auth", env(map[string]string{name: value}))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("error %v does not name %s", err, name)
+			}
+		})
+	}
+	_, err := config.Load("auth", env(map[string]string{"RATE_LIMIT_RPM": "x", "METRIC_SHARDS": "y"}))
+	if err == nil || !strings.Contains(err.Error(), "RATE_LIMIT_RPM") || !strings.Contains(err.Error(), "METRIC_SHARDS") {
+		t.Errorf("all problems not reported together: %v", err)
+	}
+}

@@ -1,0 +1,197 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/zenithfresh/zenith-serverless/shared/clock"
+)
+
+// CounterTTL is how long minute counters live: a little over the 7 days of history.
+const CounterTTL = 7*24*time.Hour + 2*time.Hour
+
+// Counts are the per-minute counters every function adds to.
+type Counts struct {
+	Requests     int64 // every finished request
+	Errors5xx    int64 // status >= 500 (failed)
+	Throttled    int64 // status 429
+	Slow         int64 // duration over SLOW_QUERY_MS
+	DurationMs   int64 // summed duration, for the mean
+	FailedLogins int64 // security events fed by the identity code
+}
+
+// Plus returns the element-wise sum.
+func (c Counts) Plus(o Counts) Counts {
+	return Counts{
+		Requests: c.Requests + o.Requests, Errors5xx: c.Errors5xx + o.Errors5xx,
+		Throttled: c.Throttled + o.Throttled, Slow: c.Slow + o.Slow,
+		DurationMs: c.DurationMs + o.DurationMs, FailedLogins: c.FailedLogins + o.FailedLogins,
+	}
+}
+
+// Minute is the counters of one minute, summed over shards.
+type Minute struct {
+	Start time.Time
+	Counts
+}
+
+// CounterAPI is the part of the DynamoDB client the counters use.
+type CounterAPI interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+// Counters stores per-minute counters in METRICS_TABLE, spread over shards
+// (pk "rt#<shard>", sk = the minute's epoch seconds, zero padded) so a busy
+// minute is not one hot item, and a long history is one Query per shard.
+type Counters struct {
+	db     CounterAPI
+	table  string
+	shards int
+	clock  clock.Clock
+}
+
+// NewCounters returns the counter store.
+func NewCounters(db CounterAPI, table string, shards int, c clock.Clock) *Counters {
+	if shards < 1 {
+		shards = 1
+	}
+	return &Counters{db: db, table: table, shards: shards, clock: c}
+}
+
+// Shards returns the shard count.
+func (s *Counters) Shards() int { return s.shards }
+
+// MinuteKey renders a minute's sort key.
+func MinuteKey(t time.Time) string {
+	return fmt.Sprintf("%012d", t.Truncate(time.Minute).Unix())
+}
+
+func shardKey(i int) string { return "rt#" + strconv.Itoa(i) }
+
+// Add adds delta to the counters of the minute holding at, on a random shard,
+// with one atomic UpdateItem (ADD).
+func (s *Counters) Add(ctx context.Context, at time.Time, delta Counts) error {
+	minute := at.Truncate(time.Minute)
+	upd := expression.Set(expression.Name("ttl"), expression.Value(minute.Add(CounterTTL).Unix()))
+	add := func(name string, v int64) {
+		if v != 0 {
+			upd = upd.Add(expression.Name(name), expression.Value(v))
+		}
+	}
+	add("requests", delta.Requests)
+	add("errors5xx", delta.Errors5xx)
+	add("throttled", delta.Throttled)
+	add("slow", delta.Slow)
+	add("durationMs", delta.DurationMs)
+	add("failedLogins", delta.FailedLogins)
+	expr, err := expression.NewBuilder().WithUpdate(upd).Build()
+	if err != nil {
+		return fmt.Errorf("build counter update: %w", err)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: shardKey(rand.IntN(s.shards))},
+			"sk": &types.AttributeValueMemberS{Value: MinuteKey(minute)},
+		},
+		UpdateExpression:          expr.Update(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	if err != nil {
+		return fmt.Errorf("add minute counters: %w", err)
+	}
+	return nil
+}
+
+// Minutes returns the counters of every minute in [from, to) that has any,
+// summed over shards, in time order. It makes one paginated Query per shard.
+func (s *Counters) Minutes(ctx context.Context, from, to time.Time) ([]Minute, error) {
+	from, to = from.Truncate(time.Minute), to.Truncate(time.Minute)
+	if !to.After(from) {
+		return nil, nil
+	}
+	byMinute := map[int64]*Minute{}
+	for shard := 0; shard < s.shards; shard++ {
+		keyCond := expression.Key("pk").Equal(expression.Value(shardKey(shard))).
+			And(expression.Key("sk").Between(expression.Value(MinuteKey(from)), expression.Value(MinuteKey(to.Add(-time.Minute)))))
+		expr, err := expression.NewBuilder().WithKeyCondition(keyCond).Build()
+		if err != nil {
+			return nil, fmt.Errorf("build counter query: %w", err)
+		}
+		p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+			TableName:                 aws.String(s.table),
+			KeyConditionExpression:    expr.KeyCondition(),
+			ExpressionAttributeNames:  expr.Names(),
+			ExpressionAttributeValues: expr.Values(),
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("query minute counters: %w", err)
+			}
+			for _, item := range page.Items {
+				sec, err := strconv.ParseInt(stringAttr(item["sk"]), 10, 64)
+				if err != nil {
+					continue
+				}
+				m := byMinute[sec]
+				if m == nil {
+					m = &Minute{Start: time.Unix(sec, 0).UTC()}
+					byMinute[sec] = m
+				}
+				m.Counts = m.Counts.Plus(Counts{
+					Requests: numberAttr(item["requests"]), Errors5xx: numberAttr(item["errors5xx"]),
+					Throttled: numberAttr(item["throttled"]), Slow: numberAttr(item["slow"]),
+					DurationMs: numberAttr(item["durationMs"]), FailedLogins: numberAttr(item["failedLogins"]),
+				})
+			}
+		}
+	}
+	out := make([]Minute, 0, len(byMinute))
+	for t := from; t.Before(to); t = t.Add(time.Minute) {
+		if m, ok := byMinute[t.Unix()]; ok {
+			out = append(out, *m)
+		}
+	}
+	return out, nil
+}
+
+// Sum returns the counters of [from, to) summed over minutes and shards.
+func (s *Counters) Sum(ctx context.Context, from, to time.Time) (Counts, error) {
+	ms, err := s.Minutes(ctx, from, to)
+	if err != nil {
+		return Counts{}, err
+	}
+	var total Counts
+	for _, m := range ms {
+		total = total.Plus(m.Counts)
+	}
+	return total, nil
+}
+
+func stringAttr(v types.AttributeValue) string {
+	if s, ok := v.(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
+
+func numberAttr(v types.AttributeValue) int64 {
+	if n, ok := v.(*types.AttributeValueMemberN); ok {
+		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if err == nil {
+			return i
+		}
+	}
+	return 0
+}
