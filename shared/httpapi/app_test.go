@@ -391,4 +391,3 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
-
