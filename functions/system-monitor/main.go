@@ -1,5 +1,6 @@
 // Command system-monitor is the system-monitor Lambda function: it only wires configuration,
-// clients and the handler; the routes live in shared/monitorapi.
+// clients and the handler; the routes and the scheduled alert evaluation live in
+// shared/monitorapi, whose Invoke accepts both API Gateway and EventBridge events.
 package main
 
 import (
@@ -24,9 +25,9 @@ func main() {
 	if err != nil {
 		log.Fatalf("system-monitor: %v", err)
 	}
-	app, err := monitorapi.New(ctx, deps)
+	h, err := monitorapi.NewHandler(ctx, deps)
 	if err != nil {
 		log.Fatalf("system-monitor: %v", err)
 	}
-	lambda.Start(app.Handle)
+	lambda.Start(h.Invoke)
 }

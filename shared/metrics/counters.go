@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -114,53 +115,89 @@ func (s *Counters) Add(ctx context.Context, at time.Time, delta Counts) error {
 }
 
 // Minutes returns the counters of every minute in [from, to) that has any,
-// summed over shards, in time order. It makes one paginated Query per shard.
+// summed over shards, in time order. It makes one paginated Query per shard;
+// the shards are read concurrently (at most maxShardReads at a time), so a
+// long window costs about one page's latency, not one per shard.
 func (s *Counters) Minutes(ctx context.Context, from, to time.Time) ([]Minute, error) {
 	from, to = from.Truncate(time.Minute), to.Truncate(time.Minute)
 	if !to.After(from) {
 		return nil, nil
 	}
-	byMinute := map[int64]*Minute{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		byMinute = map[int64]Counts{}
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, maxShardReads)
+	)
 	for shard := 0; shard < s.shards; shard++ {
-		keyCond := expression.Key("pk").Equal(expression.Value(shardKey(shard))).
-			And(expression.Key("sk").Between(expression.Value(MinuteKey(from)), expression.Value(MinuteKey(to.Add(-time.Minute)))))
-		expr, err := expression.NewBuilder().WithKeyCondition(keyCond).Build()
-		if err != nil {
-			return nil, fmt.Errorf("build counter query: %w", err)
-		}
-		p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-			TableName:                 aws.String(s.table),
-			KeyConditionExpression:    expr.KeyCondition(),
-			ExpressionAttributeNames:  expr.Names(),
-			ExpressionAttributeValues: expr.Values(),
-		})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			counts, err := s.queryShard(ctx, shard, from, to)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				return nil, fmt.Errorf("query minute counters: %w", err)
-			}
-			for _, item := range page.Items {
-				sec, err := strconv.ParseInt(stringAttr(item["sk"]), 10, 64)
-				if err != nil {
-					continue
+				if firstErr == nil {
+					firstErr = err
+					cancel()
 				}
-				m := byMinute[sec]
-				if m == nil {
-					m = &Minute{Start: time.Unix(sec, 0).UTC()}
-					byMinute[sec] = m
-				}
-				m.Counts = m.Counts.Plus(Counts{
-					Requests: numberAttr(item["requests"]), Errors5xx: numberAttr(item["errors5xx"]),
-					Throttled: numberAttr(item["throttled"]), Slow: numberAttr(item["slow"]),
-					DurationMs: numberAttr(item["durationMs"]), FailedLogins: numberAttr(item["failedLogins"]),
-				})
+				return
 			}
-		}
+			for sec, c := range counts {
+				byMinute[sec] = byMinute[sec].Plus(c)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	out := make([]Minute, 0, len(byMinute))
 	for t := from; t.Before(to); t = t.Add(time.Minute) {
-		if m, ok := byMinute[t.Unix()]; ok {
-			out = append(out, *m)
+		if c, ok := byMinute[t.Unix()]; ok {
+			out = append(out, Minute{Start: t.UTC(), Counts: c})
+		}
+	}
+	return out, nil
+}
+
+// maxShardReads bounds the concurrent shard Queries of one Minutes call.
+const maxShardReads = 8
+
+// queryShard reads one shard's minutes in [from, to), following pages.
+func (s *Counters) queryShard(ctx context.Context, shard int, from, to time.Time) (map[int64]Counts, error) {
+	keyCond := expression.Key("pk").Equal(expression.Value(shardKey(shard))).
+		And(expression.Key("sk").Between(expression.Value(MinuteKey(from)), expression.Value(MinuteKey(to.Add(-time.Minute)))))
+	expr, err := expression.NewBuilder().WithKeyCondition(keyCond).Build()
+	if err != nil {
+		return nil, fmt.Errorf("build counter query: %w", err)
+	}
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	out := map[int64]Counts{}
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("query minute counters: %w", err)
+		}
+		for _, item := range page.Items {
+			sec, err := strconv.ParseInt(stringAttr(item["sk"]), 10, 64)
+			if err != nil {
+				continue
+			}
+			out[sec] = out[sec].Plus(Counts{
+				Requests: numberAttr(item["requests"]), Errors5xx: numberAttr(item["errors5xx"]),
+				Throttled: numberAttr(item["throttled"]), Slow: numberAttr(item["slow"]),
+				DurationMs: numberAttr(item["durationMs"]), FailedLogins: numberAttr(item["failedLogins"]),
+			})
 		}
 	}
 	return out, nil

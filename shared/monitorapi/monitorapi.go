@@ -1,33 +1,256 @@
-// Package monitorapi holds the routes of the system-monitor function. SCAFFOLD: handlers are
-// filled in by the issue that owns this function.
+// Package monitorapi holds the routes of the system-monitor function
+// (GET/POST /api/system-monitor, POST /api/system-monitor/alerts/{id}/acknowledge)
+// and the entry point that also accepts the EventBridge schedule running the
+// alert evaluation.
 package monitorapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
 	"net/http"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+
+	"github.com/zenithfresh/zenith-serverless/shared/alerts"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/load"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
 )
 
-// New builds the system-monitor function's app on the shared dependencies.
-func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
-	app := &httpapi.App{
-		Routes: []httpapi.Route{
-			{Method: http.MethodGet, Path: "/api/system-monitor", Permission: "systemMonitoring", Handler: notImplemented},
-			{Method: http.MethodPost, Path: "/api/system-monitor", Permission: "systemMonitoring", Handler: notImplemented},
-			{Method: http.MethodPost, Path: "/api/system-monitor/alerts/{id}/acknowledge", Permission: "systemMonitoring", Handler: notImplemented},
-		},
-		EnvelopeFor: func(m string) httpapi.Envelope {
-			if m == http.MethodGet {
-				return httpapi.EnvelopeMonitor
-			}
-			return httpapi.EnvelopeStandard
-		},
-	}
-	return d.Install(app), nil
+// Functions are the functions whose EMF metrics the CloudWatch history sums.
+var Functions = []string{"auth", "session", "traffic-manager", "system-monitor"}
+
+// Permission is the role permission every route of this function needs.
+const Permission = "systemMonitoring"
+
+// Option adjusts New / NewHandler.
+type Option func(*options)
+
+type options struct {
+	cloudWatch []func(*cloudwatch.Options)
+	memory     func() *float64
 }
 
-func notImplemented(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
-	return nil, httpapi.NewError(http.StatusNotImplemented, "NOT_IMPLEMENTED", "Not implemented yet")
+// WithCloudWatchOptions adds CloudWatch client options (e.g. BaseEndpoint for
+// a test server).
+func WithCloudWatchOptions(fns ...func(*cloudwatch.Options)) Option {
+	return func(o *options) { o.cloudWatch = append(o.cloudWatch, fns...) }
 }
+
+// WithMemory replaces the memory gauge (fraction of the configured size, nil
+// when unknown); tests use it to drive the memory rule.
+func WithMemory(fn func() *float64) Option { return func(o *options) { o.memory = fn } }
+
+// New builds the system-monitor function's app on the shared dependencies.
+func New(ctx context.Context, d *platform.Deps, opts ...Option) (*httpapi.App, error) {
+	h, err := NewHandler(ctx, d, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return h.App(), nil
+}
+
+// NewMonitor builds the monitor (figures, history, alerts) on the shared dependencies.
+func NewMonitor(d *platform.Deps, opts ...Option) (*Monitor, error) {
+	o := options{}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	cfg := d.Config
+	if o.memory == nil {
+		limit := cfg.MemoryLimitMB
+		o.memory = func() *float64 { return metrics.MemoryUsage(limit) }
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	counters := metrics.NewCounters(d.DB, cfg.Tables.Metrics, cfg.MetricShards, d.Clock)
+	overrides := load.NewOverrides(d.DB, cfg.Tables.LoadOverrides, cfg.LoadOverrideTTL, d.Clock)
+	m := &Monitor{
+		clock:       d.Clock,
+		realtime:    cfg.MetricsRealtime,
+		counters:    counters,
+		overrides:   overrides,
+		capacityRPM: cfg.TrafficCapacityRPM,
+		peaks:       metrics.NewPeaks(d.DB, cfg.Tables.Metrics, d.Clock),
+		reported:    metrics.NewReported(d.DB, cfg.Tables.Metrics, d.Clock),
+		alerts:      alerts.NewStore(d.DB, cfg.Tables.Alerts, d.Clock),
+		history:     counters,
+		source:      cfg.MetricsHistorySource,
+		memory:      o.memory,
+		logger:      logger,
+	}
+	switch cfg.MetricsHistorySource {
+	case "dynamodb":
+	case "cloudwatch":
+		cw := cloudwatch.NewFromConfig(d.AWS, o.cloudWatch...)
+		m.history = metrics.NewCloudWatchHistory(cw, metrics.Namespace, Functions)
+	default:
+		return nil, fmt.Errorf("unknown METRICS_HISTORY_SOURCE %q", cfg.MetricsHistorySource)
+	}
+	return m, nil
+}
+
+func (h *Handler) routes() []httpapi.Route {
+	return []httpapi.Route{
+		{Method: http.MethodGet, Path: "/api/system-monitor", Permission: Permission, Handler: h.get},
+		{Method: http.MethodPost, Path: "/api/system-monitor", Permission: Permission, Handler: h.post},
+		{Method: http.MethodPost, Path: "/api/system-monitor/alerts/{id}/acknowledge", Permission: Permission, Handler: h.acknowledge},
+	}
+}
+
+func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	q, err := ParseQuery(r.Query)
+	if err != nil {
+		return nil, err
+	}
+	m := h.monitor
+	switch q.Endpoint {
+	case EndpointHistory:
+		return h.history(ctx, q.Hours)
+	case EndpointAlerts:
+		list, err := m.alerts.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return httpapi.JSON(http.StatusOK, map[string]any{"alerts": list, "timestamp": m.clock.Now().UnixMilli()}), nil
+	}
+	f, err := m.figures(ctx, q.Endpoint != EndpointHealth)
+	if err != nil {
+		return nil, err
+	}
+	if q.Endpoint == EndpointMetrics {
+		return httpapi.JSON(http.StatusOK, metricsBody(f)), nil
+	}
+	list, err := m.alerts.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	score, status := Health(nil, f.Memory, f.ErrorRate, f.CurrentLoad)
+	if q.Endpoint == EndpointHealth {
+		return httpapi.JSON(http.StatusOK, map[string]any{"status": status, "score": score, "alerts": list}), nil
+	}
+	var uptime any
+	if f.Availability != nil {
+		uptime = fmt.Sprintf("%.2f%%", *f.Availability)
+	}
+	return httpapi.JSON(http.StatusOK, map[string]any{
+		"overview": map[string]any{
+			"status": status, "healthScore": score, "uptime": uptime, "lastUpdate": f.Now.UnixMilli(),
+		},
+		"traffic": map[string]any{
+			"requestsPerMinute": f.Rate, "totalRequests": f.Total, "errorRate": f.ErrorRate,
+			"activeUsers": round2(f.ActiveConnections),
+		},
+		"performance": map[string]any{
+			"averageResponseTime": round2(f.AverageResponseTime), "cpuUsage": nil,
+			"memoryUsage": percent(f.Memory), "diskUsage": nil,
+		},
+		"alerts": list,
+	}), nil
+}
+
+func metricsBody(f Figures) map[string]any {
+	return map[string]any{
+		"timestamp": f.Now.UnixMilli(),
+		"requests": map[string]any{
+			"total": f.Total, "successful": f.Successful, "failed": f.Failed, "rate": f.Rate,
+		},
+		"performance": map[string]any{
+			"averageResponseTime": round2(f.AverageResponseTime), "slowQueries": f.SlowQueries,
+			"errorRate": f.ErrorRate, "availability": f.Availability,
+		},
+		"resources": map[string]any{
+			"memoryUsage": f.Memory, "cpuLoad": nil, "activeConnections": round2(f.ActiveConnections),
+			"diskUsage": nil, "networkIO": nil,
+		},
+		"traffic": map[string]any{
+			"currentLoad": f.CurrentLoad, "peakLoad": f.PeakLoad, "throttledRequests": f.Throttled,
+		},
+	}
+}
+
+func (h *Handler) history(ctx context.Context, hours int) (*httpapi.Response, error) {
+	m := h.monitor
+	ms, now, err := m.History(ctx, hours)
+	if err != nil {
+		return nil, err
+	}
+	data := make([]map[string]any, len(ms))
+	for i, p := range ms {
+		var errRate, avg float64
+		if p.Requests > 0 {
+			errRate = float64(p.Errors5xx) / float64(p.Requests) * 100
+			avg = float64(p.DurationMs) / float64(p.Requests)
+		}
+		data[i] = map[string]any{
+			"timestamp": p.Start.UnixMilli(), "requestRate": p.Requests, "errorRate": errRate,
+			"averageResponseTime": math.Round(avg*100) / 100,
+			// Per-minute CPU and memory are not measured (Lambda exposes neither as history).
+			"cpuLoad": nil, "memoryUsage": nil,
+		}
+	}
+	unit := "hours"
+	if hours == 1 {
+		unit = "hour"
+	}
+	return httpapi.JSON(http.StatusOK, map[string]any{
+		"timeRange": fmt.Sprintf("%d %s", hours, unit), "dataPoints": len(data), "data": data,
+		"source": m.source, "timestamp": now.UnixMilli(),
+	}), nil
+}
+
+func (h *Handler) post(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	s, err := ParseSample(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	s.ReportedBy = r.Principal.Username
+	if err := h.monitor.reported.Put(ctx, s); err != nil {
+		return nil, err
+	}
+	return httpapi.JSON(http.StatusOK, map[string]any{
+		"success": true, "message": "Metrics updated successfully",
+		"updated": map[string]any{"requests": s.Requests, "performance": s.Performance},
+	}), nil
+}
+
+func (h *Handler) acknowledge(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	a, err := h.monitor.alerts.Acknowledge(ctx, r.Params["id"], r.Principal.Username)
+	if errors.Is(err, alerts.ErrNotFound) {
+		return nil, errNotFoundAlert()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return httpapi.JSON(http.StatusOK, map[string]any{
+		"success": true, "message": "Alert acknowledged", "alert": a,
+	}), nil
+}
+
+func round2(v *float64) *float64 {
+	if v == nil {
+		return nil
+	}
+	r := math.Round(*v*100) / 100
+	return &r
+}
+
+func percent(v *float64) *int {
+	if v == nil {
+		return nil
+	}
+	p := int(math.Round(*v * 100))
+	return &p
+}
+
+// evaluationTimeout bounds one scheduled evaluation (a few DynamoDB calls),
+// below the function's 20 s timeout so a slow run ends as a reported error.
+const evaluationTimeout = 15 * time.Second

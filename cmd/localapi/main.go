@@ -1,0 +1,342 @@
+// Command localapi is `make dev`: the whole API on 127.0.0.1 without AWS.
+//
+// It starts DynamoDB Local (unless DYNAMODB_ENDPOINT is set), creates the
+// tables of template.yaml, builds the four functions' real handlers in-process
+// (config.Load, platform.New, <function>api.New, as each main does), reads the
+// routes from template.yaml and serves them the way API Gateway's HTTP API
+// does: route priority, the base64 body rule, payload format 2.0 events, and
+// cookies and headers back out. The system-monitor schedule runs too. Ctrl-C
+// (or SIGTERM) stops the server, the schedule and DynamoDB Local.
+//
+// Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use a running DynamoDB
+// Local), every variable of the configuration table, and for the master user
+// MASTER_USERNAME (default "admin" here) and MASTER_PASSWORD (default: a random
+// one, printed once).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	zenith "github.com/zenithfresh/zenith-serverless"
+	"github.com/zenithfresh/zenith-serverless/shared/authapi"
+	"github.com/zenithfresh/zenith-serverless/shared/config"
+	"github.com/zenithfresh/zenith-serverless/shared/localdb"
+	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
+	"github.com/zenithfresh/zenith-serverless/shared/platform"
+	"github.com/zenithfresh/zenith-serverless/shared/sessionapi"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
+	"github.com/zenithfresh/zenith-serverless/shared/tables"
+	"github.com/zenithfresh/zenith-serverless/shared/trafficapi"
+)
+
+// Invoker is a function's raw Lambda handler, for scheduled events.
+type Invoker func(ctx context.Context, payload json.RawMessage) (any, error)
+
+// function is how the local server builds one function of the template, as its main does.
+type function struct {
+	name  string // config.Load's function name and the metric dimension
+	build func(ctx context.Context, d *platform.Deps) (Handler, Invoker, error)
+}
+
+// functions maps the template's logical IDs to the functions' code.
+var functions = map[string]function{
+	"AuthFunction": {"auth", func(ctx context.Context, d *platform.Deps) (Handler, Invoker, error) {
+		app, err := authapi.New(ctx, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		return app.Handle, nil, nil
+	}},
+	"SessionFunction": {"session", func(ctx context.Context, d *platform.Deps) (Handler, Invoker, error) {
+		app, err := sessionapi.New(ctx, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		return app.Handle, nil, nil
+	}},
+	"TrafficManagerFunction": {"traffic-manager", func(ctx context.Context, d *platform.Deps) (Handler, Invoker, error) {
+		app, err := trafficapi.New(ctx, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		return app.Handle, nil, nil
+	}},
+	"SystemMonitorFunction": {"system-monitor", func(ctx context.Context, d *platform.Deps) (Handler, Invoker, error) {
+		h, err := monitorapi.NewHandler(ctx, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		return h.App().Handle, h.Invoke, nil
+	}},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "localapi: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// env is the process environment with the dev defaults laid over it.
+type env struct {
+	base func(string) string
+	set  map[string]string
+}
+
+func (e env) get(k string) string {
+	if v, ok := e.set[k]; ok {
+		return v
+	}
+	return e.base(k)
+}
+
+func (e env) with(k, v string) env {
+	set := make(map[string]string, len(e.set)+1)
+	for key, val := range e.set {
+		set[key] = val
+	}
+	set[k] = v
+	return env{base: e.base, set: set}
+}
+
+func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
+	e := env{base: getenv, set: map[string]string{}}
+	port := 3000
+	if p := strings.TrimSpace(e.get("PORT")); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("PORT must be a port number, got %q", p)
+		}
+		port = n
+	}
+	tmpl, err := ParseTemplate(zenith.Template)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	dbNote := "DYNAMODB_ENDPOINT"
+	if e.get("DYNAMODB_ENDPOINT") == "" {
+		root, err := localdb.FindRoot()
+		if err != nil {
+			return err
+		}
+		srv, err := localdb.Start(ctx, root)
+		if err != nil {
+			return fmt.Errorf("start DynamoDB Local: %w", err)
+		}
+		defer srv.Stop()
+		e.set["DYNAMODB_ENDPOINT"] = srv.Endpoint
+		dbNote = "started here, in memory: data is gone when localapi stops"
+	}
+
+	// Dev-only defaults: the deployed stack gets these from its parameters.
+	var generated string
+	if e.get("MASTER_USERNAME") == "" {
+		e.set["MASTER_USERNAME"] = "admin"
+	}
+	if e.get("MASTER_PASSWORD") == "" && e.get("MASTER_PASSWORD_SECRET") == "" {
+		if generated, err = newPassword(24); err != nil {
+			return err
+		}
+		e.set["MASTER_PASSWORD"] = generated
+	}
+	if e.get("ALLOWED_ORIGINS") == "" {
+		e.set["ALLOWED_ORIGINS"] = fmt.Sprintf("http://localhost:%d,http://127.0.0.1:%d", port, port)
+	}
+
+	base, err := config.Load("localapi", e.get)
+	if err != nil {
+		return err
+	}
+	ac, err := store.LoadAWS(ctx, base)
+	if err != nil {
+		return err
+	}
+	created, err := tables.Bootstrap(ctx, store.NewDynamoDB(ac, base), zenith.Template, base.Tables)
+	if err != nil {
+		return fmt.Errorf("create tables on %s: %w", base.DynamoDBEndpoint, err)
+	}
+
+	var routes []Route
+	var schedules []schedule
+	for _, fn := range tmpl.Functions {
+		code, ok := functions[fn.LogicalID]
+		if !ok {
+			return fmt.Errorf("template function %s has no local counterpart in cmd/localapi", fn.LogicalID)
+		}
+		// As Lambda would: the function's memory size is in its environment.
+		cfg, err := config.Load(code.name, e.with("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", strconv.Itoa(fn.MemoryMB)).get)
+		if err != nil {
+			return fmt.Errorf("%s: %w", code.name, err)
+		}
+		deps, err := platform.New(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", code.name, err)
+		}
+		handler, invoker, err := code.build(ctx, deps)
+		if err != nil {
+			return fmt.Errorf("%s: %w", code.name, err)
+		}
+		timeout := time.Duration(fn.Timeout) * time.Second
+		for _, rs := range fn.Routes {
+			routes = append(routes, Route{RouteSpec: rs, Function: code.name, Timeout: timeout, Handler: handler})
+		}
+		for _, expr := range fn.Schedules {
+			every, err := parseRate(expr)
+			if err != nil {
+				fmt.Fprintf(out, "  note: %s schedule %q is not run locally: %v\n", code.name, expr, err)
+				continue
+			}
+			if invoker == nil {
+				return fmt.Errorf("%s has a schedule but no raw handler", code.name)
+			}
+			schedules = append(schedules, schedule{function: code.name, every: every, timeout: timeout, invoke: invoker})
+		}
+	}
+	gw, err := NewGateway(routes, tmpl.CORS, base.AllowedOrigins, logger)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("listen on 127.0.0.1:%d (set PORT to use another): %w", port, err)
+	}
+	server := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.Serve(ln) }()
+
+	var wg sync.WaitGroup
+	schedCtx, stopSchedules := context.WithCancel(ctx)
+	defer stopSchedules()
+	for _, s := range schedules {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(schedCtx, logger) }()
+	}
+
+	banner(out, port, base, dbNote, created, routes, schedules, generated)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopSchedules()
+		wg.Wait()
+		return fmt.Errorf("server stopped: %w", err)
+	}
+	fmt.Fprintln(out, "localapi: stopping")
+	stopSchedules()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("shutdown", "err", err)
+	}
+	wg.Wait()
+	return nil // deferred: DynamoDB Local stops
+}
+
+func banner(out io.Writer, port int, cfg config.Config, dbNote string, created []tables.Result, routes []Route, schedules []schedule, generated string) {
+	fmt.Fprintf(out, "Zenith local API listening on http://127.0.0.1:%d\n", port)
+	fmt.Fprintf(out, "  DynamoDB:   %s (%s)\n", cfg.DynamoDBEndpoint, dbNote)
+	names := make([]string, 0, len(created))
+	for _, r := range created {
+		names = append(names, r.Name)
+	}
+	fmt.Fprintf(out, "  tables:     %s\n", strings.Join(names, ", "))
+	fmt.Fprintln(out, "  routes:")
+	for _, r := range routes {
+		fmt.Fprintf(out, "    %-36s -> %s\n", r.Key(), r.Function)
+	}
+	for _, s := range schedules {
+		fmt.Fprintf(out, "  schedule:   %s every %s (the alert evaluator)\n", s.function, s.every)
+	}
+	fmt.Fprintf(out, "  origins:    %s (ALLOWED_ORIGINS)\n", strings.Join(cfg.AllowedOrigins, ", "))
+	if generated != "" {
+		fmt.Fprintf(out, "  master user: %s, password %s (generated for this run; set MASTER_PASSWORD to choose one)\n",
+			cfg.MasterUsername, generated)
+	} else {
+		fmt.Fprintf(out, "  master user: %s (password from the environment)\n", cfg.MasterUsername)
+	}
+	fmt.Fprintln(out, "Ctrl-C stops everything.")
+}
+
+// schedule runs a function's rate() schedule with EventBridge's scheduled event.
+type schedule struct {
+	function string
+	every    time.Duration
+	timeout  time.Duration
+	invoke   Invoker
+}
+
+func (s schedule) run(ctx context.Context, logger *slog.Logger) {
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			payload, _ := json.Marshal(map[string]any{
+				"version": "0", "id": randomID(), "detail-type": "Scheduled Event", "source": "aws.events",
+				"account": "000000000000", "time": now.UTC().Format(time.RFC3339), "region": "local",
+				"resources": []string{"arn:aws:events:local:000000000000:rule/" + s.function + "-schedule"},
+				"detail":    map[string]any{},
+			})
+			runCtx, cancel := context.WithTimeout(ctx, s.timeout)
+			if _, err := s.invoke(runCtx, payload); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("scheduled run failed", "function", s.function, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+var rateExpr = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
+
+// parseRate reads an EventBridge rate() expression; cron() is not run locally.
+func parseRate(expr string) (time.Duration, error) {
+	m := rateExpr.FindStringSubmatch(strings.TrimSpace(expr))
+	if m == nil {
+		return 0, errors.New("only rate(N minute[s]|hour[s]|day[s]) is supported")
+	}
+	n, _ := strconv.Atoi(m[1])
+	if n < 1 {
+		return 0, errors.New("rate must be at least 1")
+	}
+	unit := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[strings.TrimSuffix(m[2], "s")]
+	return time.Duration(n) * unit, nil
+}
+
+// newPassword returns n characters from a 62-letter alphabet, uniformly, from crypto/rand.
+func newPassword(n int) (string, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			return "", fmt.Errorf("generate master password: %w", err)
+		}
+		b[i] = alphabet[k.Int64()]
+	}
+	return string(b), nil
+}

@@ -1,0 +1,241 @@
+package authapi_test
+
+import (
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestStaffUserRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	admin := e.login(t, masterName, e.masterPassword)
+	h := bearer(admin)
+	pw := randomPassword(t)
+
+	t.Run("create", func(t *testing.T) {
+		res := e.do(t, request{method: http.MethodPost, path: "/api/auth/users", headers: h,
+			body: jsonBody(t, map[string]any{"username": "Carol_1", "password": pw, "role": "staff_tester", "name": "Carol"})})
+		if res.status != 201 || res.body["success"] != true {
+			t.Fatalf("%d %s", res.status, res.raw)
+		}
+		u, _ := res.body["user"].(map[string]any)
+		if u["username"] != "Carol_1" || u["role"] != "staff_tester" || u["name"] != "Carol" || u["active"] != true {
+			t.Fatalf("user = %v", u)
+		}
+		if strings.Contains(res.raw, pw) || strings.Contains(res.raw, "argon2") {
+			t.Fatal("create response leaks the password or hash")
+		}
+	})
+	t.Run("name defaults to username", func(t *testing.T) {
+		res := e.do(t, request{method: http.MethodPost, path: "/api/auth/users", headers: h,
+			body: jsonBody(t, map[string]any{"username": "dave_1", "password": pw, "role": "staff_tester"})})
+		if res.status != 201 || res.get("user.name") != "dave_1" {
+			t.Fatalf("%d %s", res.status, res.raw)
+		}
+	})
+	createCases := []struct {
+		name    string
+		body    string
+		status  int
+		code    string
+		details []string
+	}{
+		{"duplicate other case", jsonBody(t, map[string]any{"username": "CAROL_1", "password": pw, "role": "staff_tester"}), 409, "USER_EXISTS", nil},
+		{"duplicate master", jsonBody(t, map[string]any{"username": strings.ToLower(masterName), "password": pw, "role": "master_admin"}), 409, "USER_EXISTS", nil},
+		{"unknown role", jsonBody(t, map[string]any{"username": "erin_1", "password": pw, "role": "superuser"}), 400, "VALIDATION_ERROR", []string{"Role does not exist"}},
+		{"missing all", `{}`, 400, "VALIDATION_ERROR", []string{"Username is required", "Password is required", "Role is required"}},
+		{"bad name", jsonBody(t, map[string]any{"username": "erin_1", "password": pw, "role": "staff_tester", "name": "  "}), 400, "VALIDATION_ERROR", []string{"Name must be between 1 and 100 characters"}},
+		{"control name", jsonBody(t, map[string]any{"username": "erin_1", "password": pw, "role": "staff_tester", "name": "a\u0007b"}), 400, "VALIDATION_ERROR", []string{"Name must not contain control characters"}},
+		{"unknown field", `{"username":"erin_1","password":"12345678","role":"staff_tester","admin":true}`, 400, "VALIDATION_ERROR", []string{`unknown field "admin"`}},
+		{"empty", ``, 400, "EMPTY_BODY", nil},
+		{"not json", `nope`, 400, "JSON_PARSE_ERROR", nil},
+	}
+	for _, tc := range createCases {
+		t.Run("create "+tc.name, func(t *testing.T) {
+			res := e.do(t, request{method: http.MethodPost, path: "/api/auth/users", headers: h, body: tc.body})
+			checkError(t, res, tc.status, tc.code, tc.details)
+		})
+	}
+
+	t.Run("list paginated", func(t *testing.T) {
+		seen := map[string]bool{}
+		cursor := ""
+		for page := 0; page < 20; page++ {
+			q := map[string]string{"limit": "1"}
+			if cursor != "" {
+				q["cursor"] = cursor
+			}
+			res := e.do(t, request{method: http.MethodGet, path: "/api/auth/users", headers: h, query: q})
+			if res.status != 200 {
+				t.Fatalf("%d %s", res.status, res.raw)
+			}
+			list, _ := res.body["users"].([]any)
+			if len(list) > 1 {
+				t.Fatalf("page of %d with limit 1", len(list))
+			}
+			for _, u := range list {
+				m := u.(map[string]any)
+				seen[m["username"].(string)] = true
+				if _, has := m["passwordHash"]; has {
+					t.Fatal("listing shows the hash")
+				}
+			}
+			cursor = res.str("cursor")
+			if cursor == "" {
+				break
+			}
+		}
+		want := map[string]bool{masterName: true, "Carol_1": true, "dave_1": true}
+		if !reflect.DeepEqual(seen, want) {
+			t.Fatalf("listed %v, want %v", seen, want)
+		}
+	})
+	for name, q := range map[string]map[string]string{
+		"limit zero":  {"limit": "0"},
+		"limit big":   {"limit": "101"},
+		"limit text":  {"limit": "ten"},
+		"limit plus":  {"limit": "+5"},
+		"cursor junk": {"cursor": "!!"},
+		"cursor key":  {"cursor": "eyJwayI6InNlc3Npb24jeCJ9"}, // {"pk":"session#x"}
+	} {
+		t.Run("list "+name, func(t *testing.T) {
+			res := e.do(t, request{method: http.MethodGet, path: "/api/auth/users", headers: h, query: q})
+			checkError(t, res, 400, "VALIDATION_ERROR", nil)
+		})
+	}
+
+	patchCases := []struct {
+		name    string
+		user    string
+		body    string
+		status  int
+		code    string
+		details []string
+	}{
+		{"empty object", "Carol_1", `{}`, 400, "VALIDATION_ERROR", []string{"At least one of role, name, active or password is required"}},
+		{"short password", "Carol_1", `{"password":"short"}`, 400, "VALIDATION_ERROR", []string{"Password must be between 8 and 100 characters"}},
+		{"active type", "Carol_1", `{"active":"no"}`, 400, "VALIDATION_ERROR", []string{"active must be of type boolean"}},
+		{"empty role", "Carol_1", `{"role":""}`, 400, "VALIDATION_ERROR", []string{"Role must not be empty"}},
+		{"unknown role", "Carol_1", `{"role":"root"}`, 400, "VALIDATION_ERROR", []string{"Role does not exist"}},
+		{"unknown field", "Carol_1", `{"username":"x"}`, 400, "VALIDATION_ERROR", []string{`unknown field "username"`}},
+		{"unknown user", "nobody_1", `{"name":"X"}`, 404, "NOT_FOUND", nil},
+		{"bad username", "a-b", `{"name":"X"}`, 404, "NOT_FOUND", nil},
+		{"last admin demote", masterName, `{"role":"staff_tester"}`, 409, "LAST_ADMIN", nil},
+		{"last admin deactivate", masterName, `{"active":false}`, 409, "LAST_ADMIN", nil},
+	}
+	for _, tc := range patchCases {
+		t.Run("patch "+tc.name, func(t *testing.T) {
+			res := e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/" + tc.user, headers: h, body: tc.body})
+			checkError(t, res, tc.status, tc.code, tc.details)
+		})
+	}
+	t.Run("delete last admin", func(t *testing.T) {
+		res := e.do(t, request{method: http.MethodDelete, path: "/api/auth/users/" + strings.ToLower(masterName), headers: h})
+		checkError(t, res, 409, "LAST_ADMIN", nil)
+	})
+	t.Run("delete unknown", func(t *testing.T) {
+		res := e.do(t, request{method: http.MethodDelete, path: "/api/auth/users/nobody_1", headers: h})
+		checkError(t, res, 404, "NOT_FOUND", nil)
+	})
+	t.Run("name change keeps sessions", func(t *testing.T) {
+		carol := e.login(t, "carol_1", pw)
+		res := e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/carol_1", headers: h, body: `{"name":"Carol B"}`})
+		if res.status != 200 || res.get("user.name") != "Carol B" || res.body["sessionsEnded"] != false {
+			t.Fatalf("%d %s", res.status, res.raw)
+		}
+		if s := e.validateStatus(t, carol); s != 200 {
+			t.Fatalf("a name change ended the session: %d", s)
+		}
+	})
+	t.Run("second admin lifts the rule", func(t *testing.T) {
+		res := e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/Carol_1", headers: h, body: `{"role":"master_admin"}`})
+		if res.status != 200 || res.body["sessionsEnded"] != true {
+			t.Fatalf("promote: %d %s", res.status, res.raw)
+		}
+		res = e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/" + masterName, headers: h, body: `{"role":"staff_tester"}`})
+		if res.status != 200 {
+			t.Fatalf("demote with a second admin: %d %s", res.status, res.raw)
+		}
+		// The master's own session ended with the role change; Carol is now the last admin.
+		if s := e.validateStatus(t, admin); s != 401 {
+			t.Fatalf("demoted admin's session still valid: %d", s)
+		}
+		carol := e.login(t, "carol_1", pw)
+		res = e.do(t, request{method: http.MethodDelete, path: "/api/auth/users/carol_1", headers: bearer(carol)})
+		checkError(t, res, 409, "LAST_ADMIN", nil)
+	})
+}
+
+func checkError(t *testing.T, res response, status int, code string, details []string) {
+	t.Helper()
+	if res.status != status || res.str("code") != code {
+		t.Fatalf("got %d %s, want %d %s: %s", res.status, res.str("code"), status, code, res.raw)
+	}
+	if res.body["success"] != false || res.str("error") == "" {
+		t.Fatalf("not the standard error envelope: %s", res.raw)
+	}
+	if details != nil {
+		var got []string
+		for _, d := range res.body["details"].([]any) {
+			got = append(got, d.(string))
+		}
+		if !reflect.DeepEqual(got, details) {
+			t.Fatalf("details = %q, want %q", got, details)
+		}
+	}
+}
+
+// TestRevocation: a role change, a password change and a deactivation each
+// reject the user's existing sessions on the very next request.
+func TestRevocation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	admin := e.login(t, masterName, e.masterPassword)
+	h := bearer(admin)
+	pw := randomPassword(t)
+	e.createUser(t, admin, "victim_1", pw, "staff_tester")
+	tests := []struct {
+		name   string
+		method string
+		body   string
+		next   string // password for the next login, "" when none is possible
+	}{
+		{"role change", http.MethodPatch, `{"role":"master_admin"}`, pw},
+		{"role change back", http.MethodPatch, `{"role":"staff_tester"}`, pw},
+		{"password change", http.MethodPatch, jsonBody(t, map[string]any{"password": pw + "-new"}), pw + "-new"},
+		{"same password set again", http.MethodPatch, jsonBody(t, map[string]any{"password": pw + "-new"}), pw + "-new"},
+		{"deactivation", http.MethodDelete, "", ""},
+	}
+	current := pw
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := e.login(t, "victim_1", current)
+			other := e.login(t, "victim_1", current)
+			if s := e.validateStatus(t, tok); s != 200 {
+				t.Fatalf("fresh session invalid: %d", s)
+			}
+			res := e.do(t, request{method: tc.method, path: "/api/auth/users/victim_1", headers: h, body: tc.body})
+			if res.status != 200 {
+				t.Fatalf("%s: %d %s", tc.name, res.status, res.raw)
+			}
+			for _, tk := range []string{tok, other} {
+				if s := e.validateStatus(t, tk); s != 401 {
+					t.Fatalf("session survived the %s: %d", tc.name, s)
+				}
+			}
+			if tc.next != "" {
+				current = tc.next
+				if tc.next != pw {
+					if r := e.do(t, loginReq(t, "victim_1", pw)); r.status != 401 {
+						t.Fatalf("old password still works: %d", r.status)
+					}
+				}
+			}
+		})
+	}
+	if s := e.validateStatus(t, admin); s != 200 {
+		t.Fatalf("the admin's own session was affected: %d", s)
+	}
+}

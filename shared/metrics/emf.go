@@ -1,0 +1,172 @@
+package metrics
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Namespace is the CloudWatch namespace of every metric the functions emit.
+const Namespace = "ZenithFresh"
+
+// Metric names of the Embedded Metric Format lines. The history reader and the
+// template's dashboards use the same names.
+const (
+	MetricRequests       = "Requests"
+	MetricErrors5xx      = "Errors5xx"
+	MetricThrottled      = "Throttled"
+	MetricLatencyMs      = "LatencyMs"
+	MetricFailedLogins   = "FailedLogins"
+	MetricSecurityEvents = "SecurityEvents"
+)
+
+// Dimension names. Only the function and the route pattern are dimensions:
+// both come from a small fixed set, so the metric count stays bounded, and
+// no client identity ever becomes a dimension.
+const (
+	DimFunction = "function"
+	DimRoute    = "route"
+)
+
+// EMF limits from the specification (and CloudWatch's own for dimensions).
+const (
+	MaxMetricsPerDirective = 100
+	MaxDimensionsPerSet    = 30
+	MaxDimensionValueLen   = 1024
+)
+
+// requestDirective is constant: it is rendered once and reused on every line.
+var requestDirective = mustJSON([]map[string]any{{
+	"Namespace":  Namespace,
+	"Dimensions": [][]string{{DimFunction}, {DimFunction, DimRoute}},
+	"Metrics": []map[string]string{
+		{"Name": MetricRequests, "Unit": "Count"},
+		{"Name": MetricErrors5xx, "Unit": "Count"},
+		{"Name": MetricThrottled, "Unit": "Count"},
+		{"Name": MetricLatencyMs, "Unit": "Milliseconds"},
+	},
+}})
+
+func eventDirective(metric string) json.RawMessage {
+	return mustJSON([]map[string]any{{
+		"Namespace":  Namespace,
+		"Dimensions": [][]string{{DimFunction}},
+		"Metrics":    []map[string]string{{"Name": metric, "Unit": "Count"}},
+	}})
+}
+
+var (
+	failedLoginDirective   = eventDirective(MetricFailedLogins)
+	securityEventDirective = eventDirective(MetricSecurityEvents)
+)
+
+type emfMeta struct {
+	Timestamp         int64           `json:"Timestamp"`
+	CloudWatchMetrics json.RawMessage `json:"CloudWatchMetrics"`
+}
+
+// requestLine is one request's EMF document. Dimension values and metric
+// values are root members, as the specification requires; method and status
+// are plain properties (searchable in Logs Insights, not metrics).
+type requestLine struct {
+	AWS       emfMeta `json:"_aws"`
+	Function  string  `json:"function"`
+	Route     string  `json:"route"`
+	Method    string  `json:"method"`
+	Status    int     `json:"status"`
+	Requests  int     `json:"Requests"`
+	Errors5xx int     `json:"Errors5xx"`
+	Throttled int     `json:"Throttled"`
+	LatencyMs float64 `json:"LatencyMs"`
+}
+
+type eventLine struct {
+	AWS            emfMeta `json:"_aws"`
+	Function       string  `json:"function"`
+	Event          string  `json:"event"`
+	FailedLogins   *int    `json:"FailedLogins,omitempty"`
+	SecurityEvents *int    `json:"SecurityEvents,omitempty"`
+}
+
+// RequestLine renders the EMF line (without newline) for one finished request.
+// route is the dimension value: "<METHOD> <pattern>" for a matched route, or
+// "unmatched" (never the raw path or method of an unmatched request, which a
+// client controls).
+func RequestLine(at time.Time, function, route, method string, status int, d time.Duration) []byte {
+	line := requestLine{
+		AWS:       emfMeta{Timestamp: at.UnixMilli(), CloudWatchMetrics: requestDirective},
+		Function:  dimensionValue(function, "unknown"),
+		Route:     dimensionValue(route, "unmatched"),
+		Method:    dimensionValue(method, "UNKNOWN"),
+		Status:    status,
+		Requests:  1,
+		Errors5xx: boolInt(status >= 500),
+		Throttled: boolInt(status == 429),
+		LatencyMs: float64(max(d, 0).Microseconds()) / 1000,
+	}
+	b, err := json.Marshal(line)
+	if err != nil { // cannot happen: every field is a plain string or number
+		return nil
+	}
+	return b
+}
+
+// EventLine renders the EMF line for one security event of function.
+func EventLine(at time.Time, function, event string) []byte {
+	one := 1
+	line := eventLine{
+		AWS:      emfMeta{Timestamp: at.UnixMilli()},
+		Function: dimensionValue(function, "unknown"),
+		Event:    dimensionValue(event, "unknown"),
+	}
+	if event == EventFailedLogin {
+		line.AWS.CloudWatchMetrics = failedLoginDirective
+		line.FailedLogins = &one
+	} else {
+		line.AWS.CloudWatchMetrics = securityEventDirective
+		line.SecurityEvents = &one
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// RouteDimension is the route dimension value of a request.
+func RouteDimension(method, pattern string) string {
+	if pattern == "" || pattern == "unmatched" {
+		return "unmatched"
+	}
+	return method + " " + pattern
+}
+
+// dimensionValue keeps a dimension value within CloudWatch's rules: valid
+// UTF-8, not blank, at most 1024 characters.
+func dimensionValue(v, fallback string) string {
+	v = strings.ToValidUTF8(strings.TrimSpace(v), "?")
+	if v == "" {
+		return fallback
+	}
+	if utf8.RuneCountInString(v) > MaxDimensionValueLen {
+		r := []rune(v)
+		v = string(r[:MaxDimensionValueLen])
+	}
+	return v
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,168 @@
+package metrics_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/config"
+	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
+	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
+)
+
+var base = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+// emulatorTimeout widens the counter write's bound for DynamoDB Local on a
+// loaded machine (production: min(DB_TIMEOUT, 1 s)).
+const emulatorTimeout = 30 * time.Second
+
+func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
+	var calls store.CallCounter
+	env := dynamotest.New(t, "auth", map[string]string{"METRIC_SHARDS": "4", "SLOW_QUERY_MS": "100"}, calls.Option())
+	fake := clock.NewFake(base)
+	var out bytes.Buffer
+	rec := metrics.NewRecorder(env.Config, env.Client, fake, &out, nil, metrics.WithWriteTimeout(emulatorTimeout))
+	ctx := context.Background()
+
+	obs := []struct {
+		status int
+		d      time.Duration
+		minute int
+	}{
+		{200, 20 * time.Millisecond, 0}, {200, 150 * time.Millisecond, 0}, {404, 5 * time.Millisecond, 0},
+		{429, 0, 0}, {500, 300 * time.Millisecond, 0}, {503, 100 * time.Millisecond, 0},
+		{201, 101 * time.Millisecond, 1}, {429, time.Millisecond, 1},
+	}
+	calls.Reset()
+	for _, o := range obs {
+		rec.Record(ctx, httpapi.Observation{
+			Function: "auth", Route: "/api/auth", Method: "POST", Status: o.status, Duration: o.d,
+			At: base.Add(time.Duration(o.minute)*time.Minute + 30*time.Second),
+		})
+	}
+	if got := calls.Snapshot(); calls.Total() != len(obs) || got["UpdateItem"] != len(obs) {
+		t.Errorf("calls = %v, want exactly one UpdateItem per request (%d)", got, len(obs))
+	}
+	if ls := lines(t, out.Bytes()); len(ls) != len(obs) {
+		t.Errorf("EMF lines = %d, want %d", len(ls), len(obs))
+	} else {
+		for _, l := range ls {
+			checkEMF(t, l)
+		}
+	}
+
+	c := metrics.NewCounters(env.Client, env.Tables.Metrics, 4, fake)
+	ms, err := c.Minutes(ctx, base, base.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []metrics.Counts{
+		{Requests: 6, Errors5xx: 2, Throttled: 1, Slow: 2, DurationMs: 575},
+		{Requests: 2, Throttled: 1, Slow: 1, DurationMs: 102},
+	}
+	if len(ms) != 2 {
+		t.Fatalf("minutes = %+v", ms)
+	}
+	for i := range want {
+		if ms[i].Counts != want[i] || !ms[i].Start.Equal(base.Add(time.Duration(i)*time.Minute)) {
+			t.Errorf("minute %d = %+v, want %+v", i, ms[i], want[i])
+		}
+	}
+
+	// Failed logins: one line and one counter add; other events: a line only.
+	out.Reset()
+	calls.Reset()
+	fake.Set(base.Add(10 * time.Second))
+	rec.CountEvent(ctx, metrics.EventFailedLogin)
+	rec.CountEvent(ctx, "csrf_rejected")
+	if calls.Count("UpdateItem") != 1 || len(lines(t, out.Bytes())) != 2 {
+		t.Errorf("events: calls %v, lines %d", calls.Snapshot(), len(lines(t, out.Bytes())))
+	}
+	sum, err := c.Sum(ctx, base, base.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.FailedLogins != 1 || sum.Requests != 6 {
+		t.Errorf("after events: %+v", sum)
+	}
+}
+
+func TestRecorderRealtimeOffWritesOnlyEMF(t *testing.T) {
+	var calls store.CallCounter
+	env := dynamotest.New(t, "session", map[string]string{"METRICS_REALTIME": "off"}, calls.Option())
+	fake := clock.NewFake(base)
+	var out bytes.Buffer
+	rec := metrics.NewRecorder(env.Config, env.Client, fake, &out, nil, metrics.WithWriteTimeout(emulatorTimeout))
+	if rec.Counters() != nil {
+		t.Fatal("realtime off must not have counters")
+	}
+	calls.Reset()
+	for i := 0; i < 5; i++ {
+		rec.Record(context.Background(), httpapi.Observation{Function: "session", Route: "/api/sessions", Method: "GET", Status: 200, At: base})
+	}
+	if calls.Total() != 0 {
+		t.Errorf("realtime off made calls %v", calls.Snapshot())
+	}
+	if n := len(lines(t, out.Bytes())); n != 5 {
+		t.Errorf("lines = %d", n)
+	}
+	// The failed-logins rule keeps its input.
+	rec.CountEvent(context.Background(), metrics.EventFailedLogin)
+	if calls.Count("UpdateItem") != 1 {
+		t.Errorf("failed login with realtime off: calls %v", calls.Snapshot())
+	}
+}
+
+func TestRecorderNeverFailsWhenTheTableIsDown(t *testing.T) {
+	cfg, err := config.Load("auth", func(k string) string {
+		return map[string]string{"DYNAMODB_ENDPOINT": "http://127.0.0.1:1", "DB_TIMEOUT": "200"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := store.LoadAWS(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	rec := metrics.NewRecorder(cfg, store.NewDynamoDB(ac, cfg), clock.NewFake(base), &out, logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // even a cancelled request context is recorded (and bounded on its own)
+	rec.Record(ctx, httpapi.Observation{Function: "auth", Route: "/api/auth", Method: "POST", Status: 200, At: base})
+	if len(lines(t, out.Bytes())) != 1 {
+		t.Error("the EMF line must be written whatever the table does")
+	}
+	if !strings.Contains(logs.String(), "metrics counter write failed") {
+		t.Errorf("failure not logged: %s", logs.String())
+	}
+}
+
+func TestDelta(t *testing.T) {
+	slow := 1000 * time.Millisecond
+	tests := []struct {
+		status int
+		d      time.Duration
+		want   metrics.Counts
+	}{
+		{200, slow, metrics.Counts{Requests: 1, DurationMs: 1000}},
+		{200, slow + time.Millisecond, metrics.Counts{Requests: 1, Slow: 1, DurationMs: 1001}},
+		{400, 0, metrics.Counts{Requests: 1}},
+		{429, 0, metrics.Counts{Requests: 1, Throttled: 1}},
+		{499, 0, metrics.Counts{Requests: 1}},
+		{500, 0, metrics.Counts{Requests: 1, Errors5xx: 1}},
+		{503, 0, metrics.Counts{Requests: 1, Errors5xx: 1}},
+		{200, -time.Second, metrics.Counts{Requests: 1}},
+	}
+	for _, tt := range tests {
+		if got := metrics.Delta(httpapi.Observation{Status: tt.status, Duration: tt.d}, slow); got != tt.want {
+			t.Errorf("Delta(%d, %v) = %+v, want %+v", tt.status, tt.d, got, tt.want)
+		}
+	}
+}

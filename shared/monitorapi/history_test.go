@@ -1,0 +1,299 @@
+package monitorapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics/cloudwatchtest"
+	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
+)
+
+type point struct {
+	Timestamp           int64    `json:"timestamp"`
+	RequestRate         int64    `json:"requestRate"`
+	ErrorRate           float64  `json:"errorRate"`
+	AverageResponseTime float64  `json:"averageResponseTime"`
+	CPULoad             *float64 `json:"cpuLoad"`
+	MemoryUsage         *float64 `json:"memoryUsage"`
+}
+
+type historyBody struct {
+	TimeRange  string  `json:"timeRange"`
+	DataPoints int     `json:"dataPoints"`
+	Data       []point `json:"data"`
+	Source     string  `json:"source"`
+	Timestamp  int64   `json:"timestamp"`
+}
+
+func decodeHistory(t *testing.T, r response) historyBody {
+	t.Helper()
+	if r.status != 200 {
+		t.Fatalf("history: %d %s", r.status, r.raw)
+	}
+	var hb historyBody
+	if err := json.Unmarshal([]byte(r.raw), &hb); err != nil {
+		t.Fatal(err)
+	}
+	return hb
+}
+
+func checkSeries(t *testing.T, hb historyBody, hours int, end time.Time, want map[int64]point) {
+	t.Helper()
+	n := hours * 60
+	if hb.DataPoints != n || len(hb.Data) != n {
+		t.Fatalf("dataPoints %d, len %d, want %d", hb.DataPoints, len(hb.Data), n)
+	}
+	unit := "hours"
+	if hours == 1 {
+		unit = "hour"
+	}
+	if hb.TimeRange != fmt.Sprintf("%d %s", hours, unit) {
+		t.Errorf("timeRange = %q", hb.TimeRange)
+	}
+	first := end.Add(-time.Duration(n) * time.Minute)
+	for i, p := range hb.Data {
+		ts := first.Add(time.Duration(i) * time.Minute).UnixMilli()
+		if p.Timestamp != ts {
+			t.Fatalf("point %d timestamp %d, want %d (one per minute, oldest first)", i, p.Timestamp, ts)
+		}
+		w := want[ts]
+		w.Timestamp = ts
+		if p.RequestRate != w.RequestRate || p.ErrorRate != w.ErrorRate || p.AverageResponseTime != w.AverageResponseTime || p.CPULoad != nil || p.MemoryUsage != nil {
+			t.Errorf("point %d = %+v, want %+v", i, p, w)
+		}
+	}
+}
+
+func TestHistoryFromDynamoDB(t *testing.T) {
+	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "dynamodb"})
+	ctx := context.Background()
+	now := minuteM.Add(7*24*time.Hour + 30*time.Second)
+	end := now.Truncate(time.Minute)
+	c := metrics.NewCounters(h.env.Client, h.env.Tables.Metrics, 4, h.fake)
+	// Traffic 5 minutes ago, 59 minutes ago (inside 1 h), 3 h ago and 167 h ago
+	// (inside 168 h), and in the current, incomplete minute (never shown).
+	add := func(ago time.Duration, req, errs, dur int64) {
+		for i := int64(0); i < req; i++ { // one add per request, like the recorder: spread over shards
+			var e int64
+			if i < errs {
+				e = 1
+			}
+			if err := c.Add(ctx, end.Add(-ago), metrics.Counts{Requests: 1, Errors5xx: e, DurationMs: dur}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add(5*time.Minute, 8, 2, 25)
+	add(59*time.Minute, 3, 0, 100)
+	add(3*time.Hour, 4, 4, 10)
+	add(167*time.Hour, 1, 0, 7)
+	add(-30*time.Second, 50, 50, 1)
+	h.fake.Set(now)
+
+	oneHour := map[int64]point{
+		end.Add(-5 * time.Minute).UnixMilli():  {RequestRate: 8, ErrorRate: 25, AverageResponseTime: 25},
+		end.Add(-59 * time.Minute).UnixMilli(): {RequestRate: 3, ErrorRate: 0, AverageResponseTime: 100},
+	}
+	week := map[int64]point{
+		end.Add(-3 * time.Hour).UnixMilli():   {RequestRate: 4, ErrorRate: 100, AverageResponseTime: 10},
+		end.Add(-167 * time.Hour).UnixMilli(): {RequestRate: 1, ErrorRate: 0, AverageResponseTime: 7},
+	}
+	for k, v := range oneHour {
+		week[k] = v
+	}
+	for _, tt := range []struct {
+		hours int
+		want  map[int64]point
+	}{{1, oneHour}, {168, week}} {
+		t.Run(fmt.Sprintf("%d hours", tt.hours), func(t *testing.T) {
+			h.calls.Reset()
+			hb := decodeHistory(t, h.get(map[string]string{"endpoint": "history", "hours": fmt.Sprint(tt.hours)}, h.watcher))
+			if hb.Source != "dynamodb" || hb.Timestamp != now.UnixMilli() {
+				t.Errorf("source %q timestamp %d", hb.Source, hb.Timestamp)
+			}
+			checkSeries(t, hb, tt.hours, end, tt.want)
+			// One Query per shard (METRIC_SHARDS=4), whatever the window.
+			if got := h.calls.Count("Query"); got != 4 {
+				t.Errorf("Query calls = %d, want 4 (%v)", got, h.calls.Snapshot())
+			}
+		})
+	}
+}
+
+// TestHistoryFromDynamoDBDenseWeek fills every minute of 168 h on one shard
+// (10,080 items) and counts the Query pages a full week takes.
+func TestHistoryFromDynamoDBDenseWeek(t *testing.T) {
+	// DynamoDB Local can take seconds for a 1 MB page on a loaded machine: a
+	// wider DB_TIMEOUT keeps this about the call count, not the emulator's speed.
+	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "dynamodb", "METRIC_SHARDS": "1", "DB_TIMEOUT": "60000"})
+	now := minuteM.Add(7*24*time.Hour + 30*time.Second)
+	end := now.Truncate(time.Minute)
+	from := end.Add(-168 * time.Hour)
+	writeDense(t, h.env.Client, h.env.Tables.Metrics, from, 168*60, 1)
+	h.fake.Set(now)
+	h.calls.Reset()
+	hb := decodeHistory(t, h.get(map[string]string{"endpoint": "history", "hours": "168"}, h.watcher))
+	want := map[int64]point{}
+	for i := 0; i < 168*60; i++ {
+		want[from.Add(time.Duration(i)*time.Minute).UnixMilli()] = point{RequestRate: 10, ErrorRate: 10, AverageResponseTime: 20}
+	}
+	checkSeries(t, hb, 168, end, want)
+	q := h.calls.Count("Query")
+	if q < 1 || q > 3 {
+		t.Errorf("Query pages for a dense week on one shard = %d, want 1..3", q)
+	}
+	t.Logf("dense 168 h on 1 shard: %d Query calls", q)
+}
+
+// writeDense writes n minutes of counters (10 requests, 1 failed, 200 ms) on
+// each of shards, in 25-item batches sent by four concurrent writers.
+func writeDense(t testing.TB, db *dynamodb.Client, table string, from time.Time, n, shards int) {
+	t.Helper()
+	batches := make(chan []types.WriteRequest)
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range batches {
+				for len(batch) > 0 {
+					out, err := db.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: batch}})
+					if err != nil { // keep draining so the producer never blocks
+						select {
+						case errs <- err:
+						default:
+						}
+						break
+					}
+					batch = out.UnprocessedItems[table]
+				}
+			}
+		}()
+	}
+	var batch []types.WriteRequest
+	for s := 0; s < shards; s++ {
+		for i := 0; i < n; i++ {
+			m := from.Add(time.Duration(i) * time.Minute)
+			batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+				"pk":         &types.AttributeValueMemberS{Value: fmt.Sprintf("rt#%d", s)},
+				"sk":         &types.AttributeValueMemberS{Value: metrics.MinuteKey(m)},
+				"requests":   &types.AttributeValueMemberN{Value: "10"},
+				"errors5xx":  &types.AttributeValueMemberN{Value: "1"},
+				"throttled":  &types.AttributeValueMemberN{Value: "0"},
+				"slow":       &types.AttributeValueMemberN{Value: "0"},
+				"durationMs": &types.AttributeValueMemberN{Value: "200"},
+				"ttl":        &types.AttributeValueMemberN{Value: fmt.Sprint(m.Add(metrics.CounterTTL).Unix())},
+			}}})
+			if len(batch) == 25 {
+				batches <- batch
+				batch = nil
+			}
+		}
+	}
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestHistoryFromCloudWatch(t *testing.T) {
+	now := minuteM.Add(3*time.Hour + 20*time.Second)
+	end := now.Truncate(time.Minute)
+	srv := cloudwatchtest.NewServer(func(r cloudwatchtest.Request) ([]cloudwatchtest.Result, string) {
+		return []cloudwatchtest.Result{
+			{ID: "requests", Timestamps: []time.Time{end.Add(-2 * time.Minute), end.Add(-100 * time.Minute)}, Values: []float64{40, 5}},
+			{ID: "errors", Timestamps: []time.Time{end.Add(-2 * time.Minute)}, Values: []float64{10}},
+			{ID: "latency", Timestamps: []time.Time{end.Add(-2 * time.Minute), end.Add(-100 * time.Minute)}, Values: []float64{1000, 62.5}},
+		}, ""
+	})
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "cloudwatch"},
+		monitorapi.WithCloudWatchOptions(func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(srv.URL) }))
+	h.fake.Set(now)
+	h.calls.Reset()
+	hb := decodeHistory(t, h.get(map[string]string{"endpoint": "history", "hours": "2"}, h.watcher))
+	if errs := srv.Errors(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if hb.Source != "cloudwatch" {
+		t.Errorf("source = %q", hb.Source)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("GetMetricData calls = %d, want 1", len(reqs))
+	}
+	if !reqs[0].StartTime.Equal(end.Add(-2*time.Hour)) || !reqs[0].EndTime.Equal(end) {
+		t.Errorf("time range %v..%v, want %v..%v", reqs[0].StartTime, reqs[0].EndTime, end.Add(-2*time.Hour), end)
+	}
+	if len(reqs[0].Queries) != 3*(len(monitorapi.Functions)+1) {
+		t.Errorf("queries = %d", len(reqs[0].Queries))
+	}
+	if q := h.calls.Count("Query"); q != 0 {
+		t.Errorf("DynamoDB queries = %d with the CloudWatch source", q)
+	}
+	checkSeries(t, hb, 2, end, map[int64]point{
+		end.Add(-2 * time.Minute).UnixMilli():   {RequestRate: 40, ErrorRate: 25, AverageResponseTime: 25},
+		end.Add(-100 * time.Minute).UnixMilli(): {RequestRate: 5, ErrorRate: 0, AverageResponseTime: 12.6},
+	})
+}
+
+func TestHistoryFromCloudWatchFailureIsA5xxWithoutDetail(t *testing.T) {
+	srv := cloudwatchtest.NewServer(func(r cloudwatchtest.Request) ([]cloudwatchtest.Result, string) {
+		return []cloudwatchtest.Result{{ID: "requests", StatusCode: "Forbidden"}}, ""
+	})
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "cloudwatch"},
+		monitorapi.WithCloudWatchOptions(func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(srv.URL) }))
+	r := h.get(map[string]string{"endpoint": "history"}, h.watcher)
+	if r.status != 500 || r.body["code"] != "INTERNAL_ERROR" || r.body["error"] != "Internal server error" {
+		t.Errorf("%d %s", r.status, r.raw)
+	}
+}
+
+// TestMonitorCallsPerEndpoint pins the DynamoDB reads each endpoint makes
+// (METRIC_SHARDS=4), the figures of docs/bench/monitor.md. Session and
+// limiter calls are the identity and traffic code's and not counted here.
+func TestMonitorCallsPerEndpoint(t *testing.T) {
+	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "dynamodb"})
+	h.fake.Set(minuteM.Add(time.Minute))
+	h.get(map[string]string{"endpoint": "health"}, h.watcher) // warm the role cache
+	wantQueries := map[string]int{
+		"overview": 7, // 4 shards (24 h) + overrides + peak hours + alerts
+		"metrics":  6, // 4 shards + overrides + peak hours
+		"health":   6, // 4 shards + overrides + alerts
+		"alerts":   1,
+		"history":  4, // one per shard, 1 h or 168 h alike
+	}
+	for e, want := range wantQueries {
+		h.fake.Advance(3 * time.Second)
+		h.calls.Reset()
+		if r := h.get(map[string]string{"endpoint": e}, h.watcher); r.status != 200 {
+			t.Fatalf("%s: %d %s", e, r.status, r.raw)
+		}
+		if got := h.calls.Count("Query"); got != want {
+			t.Errorf("%s: %d Queries, want %d (%v)", e, got, want, h.calls.Snapshot())
+		}
+	}
+	h.calls.Reset()
+	evaluate(t, h)
+	// 4 shards + overrides + peak hours + rule states; one peak UpdateItem; no alert writes when quiet.
+	if got := h.calls.Snapshot(); got["Query"] != 7 || got["UpdateItem"] != 1 || h.calls.Total() != 8 {
+		t.Errorf("scheduled evaluation calls = %v", got)
+	}
+}

@@ -1,0 +1,650 @@
+// Package sessions keeps staff sessions in the sessions table. A session
+// item is keyed by the SHA-256 of its token (the token itself is never
+// stored), carries its user id for the userId-index GSI, the user's session
+// version and role at login, and its idle and absolute expiry. Validation is
+// one strongly consistent BatchGetItem of the session and its user; expiry
+// is checked on every read, whatever DynamoDB's TTL sweep has done.
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/config"
+	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
+	"github.com/zenithfresh/zenith-serverless/shared/users"
+)
+
+// UserIndex is the sessions table's GSI on userId (keys only).
+const UserIndex = "userId-index"
+
+// API is the part of the DynamoDB client this package uses.
+type API interface {
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// Session is a session item. Times are epoch milliseconds.
+type Session struct {
+	Hash           string `dynamodbav:"pk"` // hex SHA-256 of the token
+	UserID         string `dynamodbav:"userId"`
+	Handle         string `dynamodbav:"handle"`
+	SessionVersion int64  `dynamodbav:"sessionVersion"`
+	Role           string `dynamodbav:"role"` // snapshot at login
+	CreatedAt      int64  `dynamodbav:"createdAt"`
+	LastActivity   int64  `dynamodbav:"lastActivity"`
+	IdleExpiresAt  int64  `dynamodbav:"idleExpiresAt"`
+	ExpiresAt      int64  `dynamodbav:"expiresAt"` // absolute
+	TTL            int64  `dynamodbav:"ttl"`       // epoch seconds, the earlier expiry
+}
+
+// Config holds the session lifetimes.
+type Config struct {
+	IdleTTL       time.Duration // SESSION_TTL, sliding
+	MaxLifetime   time.Duration // SESSION_MAX_LIFETIME, absolute
+	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL
+}
+
+// ConfigFrom takes the lifetimes from the function's configuration.
+func ConfigFrom(cfg config.Config) Config {
+	return Config{IdleTTL: cfg.SessionTTL, MaxLifetime: cfg.SessionMaxLifetime, TouchInterval: cfg.SessionTouchInterval}
+}
+
+// ExpiresAt is the session's effective expiry: the earlier of its idle and
+// absolute expiry, each also bounded by the configuration in force now, so
+// lowering SESSION_TTL or SESSION_MAX_LIFETIME applies to existing sessions.
+func (s *Session) EffectiveExpiry(c Config) int64 {
+	idle := min(s.IdleExpiresAt, s.LastActivity+c.IdleTTL.Milliseconds())
+	abs := min(s.ExpiresAt, s.CreatedAt+c.MaxLifetime.Milliseconds())
+	return min(idle, abs)
+}
+
+// Live reports whether the session has not expired at now (epoch ms).
+func (s *Session) Live(now int64, c Config) bool { return now < s.EffectiveExpiry(c) }
+
+// Manager creates, validates, lists and ends sessions. It is the
+// httpapi.SessionResolver of every function.
+type Manager struct {
+	db         API
+	table      string
+	usersTable string
+	roles      *users.Roles
+	clock      clock.Clock
+	cfg        Config
+	logger     *slog.Logger
+}
+
+// New returns a Manager over the configured tables.
+func New(db API, cfg config.Config, clk clock.Clock, logger *slog.Logger) *Manager {
+	if clk == nil {
+		clk = clock.System{}
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Manager{
+		db: db, table: cfg.Tables.Sessions, usersTable: cfg.Tables.Users,
+		roles: users.NewRoles(db, cfg.Tables.Users, clk), clock: clk, cfg: ConfigFrom(cfg), logger: logger,
+	}
+}
+
+// Config returns the lifetimes in force.
+func (m *Manager) Config() Config { return m.cfg }
+
+// Roles returns the manager's role cache.
+func (m *Manager) Roles() *users.Roles { return m.roles }
+
+// Create starts a session for u and returns its token (to hand to the
+// client once) and the stored record.
+func (m *Manager) Create(ctx context.Context, u *users.User) (string, *Session, error) {
+	token, err := NewToken(u.ID)
+	if err != nil {
+		return "", nil, err
+	}
+	now := m.clock.Now().UnixMilli()
+	s := &Session{
+		Hash: HashToken(token), UserID: u.ID, SessionVersion: u.SessionVersion, Role: u.Role,
+		CreatedAt: now, LastActivity: now,
+		IdleExpiresAt: now + m.cfg.IdleTTL.Milliseconds(), ExpiresAt: now + m.cfg.MaxLifetime.Milliseconds(),
+	}
+	s.IdleExpiresAt = min(s.IdleExpiresAt, s.ExpiresAt)
+	s.Handle = HandleOf(s.Hash)
+	s.TTL = ceilSeconds(min(s.IdleExpiresAt, s.ExpiresAt))
+	item, err := attributevalue.MarshalMap(s)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode session: %w", err)
+	}
+	_, err = m.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           aws.String(m.table),
+		Item:                item,
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("put session: %w", err)
+	}
+	return token, s, nil
+}
+
+// Validate returns the live session of token and its user, or nils when the
+// token is malformed, unknown, expired, revoked, or its user is inactive or
+// has moved their session version on. One strongly consistent BatchGetItem,
+// plus at most one conditional write per touch interval.
+func (m *Manager) Validate(ctx context.Context, token string) (*Session, *users.User, error) {
+	userID, ok := ParseToken(token)
+	if !ok {
+		return nil, nil, nil
+	}
+	hash := HashToken(token)
+	sessItem, userItem, err := m.read(ctx, hash, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := m.clock.Now().UnixMilli()
+	s, u, err := m.check(userID, sessItem, userItem, now)
+	if err != nil || s == nil {
+		return nil, nil, err
+	}
+	if now-s.LastActivity >= m.cfg.TouchInterval.Milliseconds() && now > s.LastActivity {
+		m.touch(ctx, s, now)
+	}
+	return s, u, nil
+}
+
+// check decides from the two items alone whether the session is valid now.
+func (m *Manager) check(userID string, sessItem, userItem map[string]types.AttributeValue, now int64) (*Session, *users.User, error) {
+	if sessItem == nil || userItem == nil {
+		return nil, nil, nil
+	}
+	s := new(Session)
+	if err := attributevalue.UnmarshalMap(sessItem, s); err != nil {
+		return nil, nil, fmt.Errorf("decode session: %w", err)
+	}
+	u, err := users.DecodeUser(userItem)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.UserID != userID || u.ID != userID || !u.Active || u.SessionVersion != s.SessionVersion || !s.Live(now, m.cfg) {
+		return nil, nil, nil
+	}
+	return s, u, nil
+}
+
+func (m *Manager) read(ctx context.Context, hash, userID string) (sess, user map[string]types.AttributeValue, err error) {
+	req := map[string]types.KeysAndAttributes{
+		m.table:      {Keys: []map[string]types.AttributeValue{{"pk": &types.AttributeValueMemberS{Value: hash}}}, ConsistentRead: aws.Bool(true)},
+		m.usersTable: {Keys: []map[string]types.AttributeValue{users.Key(userID)}, ConsistentRead: aws.Bool(true)},
+	}
+	for attempt := 0; len(req) > 0; attempt++ {
+		if attempt > 4 {
+			return nil, nil, fmt.Errorf("validate session: %w", store.ErrUnavailable)
+		}
+		if attempt > 0 {
+			if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
+				return nil, nil, err
+			}
+		}
+		out, err := m.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+		if err != nil {
+			return nil, nil, fmt.Errorf("validate session: %w", err)
+		}
+		if items := out.Responses[m.table]; len(items) > 0 {
+			sess = items[0]
+		}
+		if items := out.Responses[m.usersTable]; len(items) > 0 {
+			user = items[0]
+		}
+		req = out.UnprocessedKeys
+	}
+	return sess, user, nil
+}
+
+// touch slides the idle expiry. The condition keeps it from bringing back a
+// session that expired, was deleted or was revoked meanwhile; a failed touch
+// does not fail the request that was valid when read.
+func (m *Manager) touch(ctx context.Context, s *Session, now int64) {
+	idle := min(now+m.cfg.IdleTTL.Milliseconds(), s.ExpiresAt)
+	ttl := ceilSeconds(min(idle, s.ExpiresAt))
+	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        aws.String(m.table),
+		Key:              map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: s.Hash}},
+		UpdateExpression: aws.String("SET lastActivity = :now, idleExpiresAt = :idle, #ttl = :ttl"),
+		// lastActivity = :seen also makes concurrent instances write once per interval.
+		ConditionExpression: aws.String("attribute_exists(pk) AND sessionVersion = :sv AND idleExpiresAt > :now " +
+			"AND expiresAt > :now AND lastActivity = :seen"),
+		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now": num(now), ":idle": num(idle), ":ttl": num(ttl), ":sv": num(s.SessionVersion), ":seen": num(s.LastActivity),
+		},
+	})
+	if err != nil {
+		if !store.IsConditionFailed(err) {
+			m.logger.WarnContext(ctx, "session touch failed", "handle", s.Handle, "err", err)
+		}
+		return
+	}
+	s.LastActivity, s.IdleExpiresAt, s.TTL = now, idle, ttl
+}
+
+// Resolve implements httpapi.SessionResolver: the caller's principal, with
+// the permissions of the user's stored role (roles cached at most 60 s).
+func (m *Manager) Resolve(ctx context.Context, token string) (*httpapi.Principal, error) {
+	s, u, err := m.Validate(ctx, token)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	_, perms, err := m.roles.Get(ctx, u.Role)
+	if err != nil {
+		return nil, err
+	}
+	return &httpapi.Principal{
+		UserID: u.ID, Username: u.Username, Name: u.Name, Role: u.Role,
+		SessionHash: s.Hash, Handle: s.Handle, Permissions: perms, Session: s,
+	}, nil
+}
+
+// Revoke deletes the session with the given hash if it belongs to userID
+// (a conditional delete). It reports whether a live session was ended.
+func (m *Manager) Revoke(ctx context.Context, hash, userID string) (bool, error) {
+	out, err := m.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(m.table),
+		Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: hash}},
+		ConditionExpression:       aws.String("attribute_exists(pk) AND userId = :u"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: userID}},
+		ReturnValues:              types.ReturnValueAllOld,
+	})
+	if store.IsConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete session: %w", err)
+	}
+	var s Session
+	if err := attributevalue.UnmarshalMap(out.Attributes, &s); err != nil {
+		return false, fmt.Errorf("decode session: %w", err)
+	}
+	return s.Live(m.clock.Now().UnixMilli(), m.cfg), nil
+}
+
+// Logout ends the session of token; false when there was no live session.
+// It costs one conditional DeleteItem.
+func (m *Manager) Logout(ctx context.Context, token string) (bool, error) {
+	userID, ok := ParseToken(token)
+	if !ok {
+		return false, nil
+	}
+	return m.Revoke(ctx, HashToken(token), userID)
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Sessions []*Session
+	Users    map[string]*users.User // the page's users, by id
+	Cursor   string                 // "" at the end
+}
+
+// ErrBadCursor is returned for a cursor this service did not issue.
+var ErrBadCursor = users.ErrBadCursor
+
+// ListUser returns a page of the live sessions of userID: the GSI gives the
+// keys (a page may be short), one BatchGetItem gives the items and the user,
+// so sessions of an older session version are left out.
+func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor string) (Page, error) {
+	fields, err := users.DecodeCursorFields(cursor, "pk", "userId")
+	if err != nil {
+		return Page{}, err
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(m.table),
+		IndexName:                 aws.String(UserIndex),
+		KeyConditionExpression:    aws.String("userId = :u"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: userID}},
+		Limit:                     aws.Int32(int32(limit)),
+	}
+	if fields != nil {
+		if fields["userId"] != userID || !validHash(fields["pk"]) {
+			return Page{}, ErrBadCursor
+		}
+		in.ExclusiveStartKey = map[string]types.AttributeValue{
+			"pk":     &types.AttributeValueMemberS{Value: fields["pk"]},
+			"userId": &types.AttributeValueMemberS{Value: userID},
+		}
+	}
+	out, err := m.db.Query(ctx, in)
+	if err != nil {
+		return Page{}, fmt.Errorf("list sessions: %w", err)
+	}
+	hashes := make([]string, 0, len(out.Items))
+	for _, it := range out.Items {
+		if s, ok := it["pk"].(*types.AttributeValueMemberS); ok {
+			hashes = append(hashes, s.Value)
+		}
+	}
+	page, err := m.load(ctx, hashes, []string{userID})
+	if err != nil {
+		return Page{}, err
+	}
+	page.Cursor = users.EncodeCursor(out.LastEvaluatedKey)
+	return page, nil
+}
+
+// ListAll returns a page of every user's live sessions (a scan; a page may be short).
+func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, error) {
+	fields, err := users.DecodeCursorFields(cursor, "pk")
+	if err != nil {
+		return Page{}, err
+	}
+	in := &dynamodb.ScanInput{
+		TableName:      aws.String(m.table),
+		Limit:          aws.Int32(int32(limit)),
+		ConsistentRead: aws.Bool(true),
+	}
+	if fields != nil {
+		if !validHash(fields["pk"]) {
+			return Page{}, ErrBadCursor
+		}
+		in.ExclusiveStartKey = map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: fields["pk"]}}
+	}
+	out, err := m.db.Scan(ctx, in)
+	if err != nil {
+		return Page{}, fmt.Errorf("list all sessions: %w", err)
+	}
+	var list []*Session
+	ids := map[string]bool{}
+	for _, it := range out.Items {
+		var s Session
+		if err := attributevalue.UnmarshalMap(it, &s); err != nil {
+			return Page{}, fmt.Errorf("decode session: %w", err)
+		}
+		list = append(list, &s)
+		ids[s.UserID] = true
+	}
+	userIDs := make([]string, 0, len(ids))
+	for id := range ids {
+		userIDs = append(userIDs, id)
+	}
+	us, err := m.loadUsers(ctx, userIDs)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Users: us, Cursor: users.EncodeCursor(out.LastEvaluatedKey)}
+	now := m.clock.Now().UnixMilli()
+	for _, s := range list {
+		if m.current(s, us[s.UserID], now) {
+			page.Sessions = append(page.Sessions, s)
+		}
+	}
+	return page, nil
+}
+
+func (m *Manager) current(s *Session, u *users.User, now int64) bool {
+	return u != nil && u.Active && u.SessionVersion == s.SessionVersion && s.Live(now, m.cfg)
+}
+
+// load reads the sessions with the given hashes and the given users, with
+// strong consistency, keeping the live ones.
+func (m *Manager) load(ctx context.Context, hashes, userIDs []string) (Page, error) {
+	var keys []keyRef
+	for _, h := range hashes {
+		keys = append(keys, keyRef{m.table, map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}}})
+	}
+	for _, id := range userIDs {
+		keys = append(keys, keyRef{m.usersTable, users.Key(id)})
+	}
+	items, err := m.batchGet(ctx, keys)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Users: map[string]*users.User{}}
+	for _, it := range items[m.usersTable] {
+		u, err := users.DecodeUser(it)
+		if err != nil {
+			return Page{}, err
+		}
+		page.Users[u.ID] = u
+	}
+	byHash := map[string]*Session{}
+	for _, it := range items[m.table] {
+		var s Session
+		if err := attributevalue.UnmarshalMap(it, &s); err != nil {
+			return Page{}, fmt.Errorf("decode session: %w", err)
+		}
+		byHash[s.Hash] = &s
+	}
+	now := m.clock.Now().UnixMilli()
+	for _, h := range hashes { // keep the index order
+		if s := byHash[h]; s != nil && m.current(s, page.Users[s.UserID], now) {
+			page.Sessions = append(page.Sessions, s)
+		}
+	}
+	return page, nil
+}
+
+func (m *Manager) loadUsers(ctx context.Context, ids []string) (map[string]*users.User, error) {
+	p, err := m.load(ctx, nil, ids)
+	if err != nil {
+		return nil, err
+	}
+	return p.Users, nil
+}
+
+type keyRef struct {
+	table string
+	key   map[string]types.AttributeValue
+}
+
+// batchGet reads keys of any tables, 100 per call, strongly consistent,
+// retrying unprocessed keys a few times.
+func (m *Manager) batchGet(ctx context.Context, keys []keyRef) (map[string][]map[string]types.AttributeValue, error) {
+	out := map[string][]map[string]types.AttributeValue{}
+	for start := 0; start < len(keys); start += 100 {
+		req := map[string]types.KeysAndAttributes{}
+		for _, k := range keys[start:min(start+100, len(keys))] {
+			ka := req[k.table]
+			ka.Keys = append(ka.Keys, k.key)
+			ka.ConsistentRead = aws.Bool(true)
+			req[k.table] = ka
+		}
+		for attempt := 0; len(req) > 0; attempt++ {
+			if attempt > 4 {
+				return nil, fmt.Errorf("batch get: %w", store.ErrUnavailable)
+			}
+			if attempt > 0 {
+				if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
+					return nil, err
+				}
+			}
+			res, err := m.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, fmt.Errorf("batch get: %w", err)
+			}
+			for t, items := range res.Responses {
+				out[t] = append(out[t], items...)
+			}
+			req = res.UnprocessedKeys
+		}
+	}
+	return out, nil
+}
+
+// hashesOf returns the keys of every session of userID from the GSI.
+func (m *Manager) hashesOf(ctx context.Context, userID string) ([]string, error) {
+	var hashes []string
+	var start map[string]types.AttributeValue
+	for {
+		out, err := m.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(m.table),
+			IndexName:                 aws.String(UserIndex),
+			KeyConditionExpression:    aws.String("userId = :u"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: userID}},
+			ExclusiveStartKey:         start,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		for _, it := range out.Items {
+			if s, ok := it["pk"].(*types.AttributeValueMemberS); ok {
+				hashes = append(hashes, s.Value)
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return hashes, nil
+		}
+		start = out.LastEvaluatedKey
+	}
+}
+
+// Find returns the hash and owner of the session with the given public
+// handle. With owner set, only that user's sessions are searched (through
+// the GSI); with owner empty, every session is (a scan, for staff with
+// userManagement). ("", "") when there is none.
+func (m *Manager) Find(ctx context.Context, handle, owner string) (hash, userID string, err error) {
+	if !ValidHandle(handle) {
+		return "", "", nil
+	}
+	if owner != "" {
+		hashes, err := m.hashesOf(ctx, owner)
+		if err != nil {
+			return "", "", err
+		}
+		for _, h := range hashes {
+			if HandleOf(h) == handle {
+				return h, owner, nil
+			}
+		}
+		return "", "", nil
+	}
+	var start map[string]types.AttributeValue
+	for {
+		out, err := m.db.Scan(ctx, &dynamodb.ScanInput{
+			TableName:                 aws.String(m.table),
+			FilterExpression:          aws.String("handle = :h"),
+			ProjectionExpression:      aws.String("pk, userId"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: handle}},
+			ExclusiveStartKey:         start,
+		})
+		if err != nil {
+			return "", "", fmt.Errorf("find session: %w", err)
+		}
+		for _, it := range out.Items {
+			h, _ := it["pk"].(*types.AttributeValueMemberS)
+			u, _ := it["userId"].(*types.AttributeValueMemberS)
+			if h != nil && u != nil && HandleOf(h.Value) == handle {
+				return h.Value, u.Value, nil
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return "", "", nil
+		}
+		start = out.LastEvaluatedKey
+	}
+}
+
+// DeleteAll deletes every session item of userID and returns how many were
+// found. Callers end the sessions exactly by moving the user's session
+// version on first; this removes the items, whose GSI entries may lag.
+func (m *Manager) DeleteAll(ctx context.Context, userID string) (int, error) {
+	hashes, err := m.hashesOf(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	for start := 0; start < len(hashes); start += 25 {
+		var reqs []types.WriteRequest
+		for _, h := range hashes[start:min(start+25, len(hashes))] {
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{
+				Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}},
+			}})
+		}
+		pending := map[string][]types.WriteRequest{m.table: reqs}
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt > 4 {
+				return 0, fmt.Errorf("delete sessions: %w", store.ErrUnavailable)
+			}
+			if attempt > 0 {
+				if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
+					return 0, err
+				}
+			}
+			out, err := m.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				return 0, fmt.Errorf("delete sessions: %w", err)
+			}
+			pending = out.UnprocessedItems
+		}
+	}
+	return len(hashes), nil
+}
+
+// maxCountPages bounds the scan behind Count; past it the count is approximate.
+const maxCountPages = 20
+
+// Count returns the number of unexpired sessions of all users. It scans the
+// table (Select COUNT) and reports approximate when it had to stop early.
+func (m *Manager) Count(ctx context.Context) (int, bool, error) {
+	now := num(m.clock.Now().UnixMilli())
+	var start map[string]types.AttributeValue
+	total := 0
+	for page := 0; page < maxCountPages; page++ {
+		out, err := m.db.Scan(ctx, &dynamodb.ScanInput{
+			TableName:                 aws.String(m.table),
+			Select:                    types.SelectCount,
+			FilterExpression:          aws.String("expiresAt > :now AND idleExpiresAt > :now"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": now},
+			ExclusiveStartKey:         start,
+		})
+		if err != nil {
+			return 0, false, fmt.Errorf("count sessions: %w", err)
+		}
+		total += int(out.Count)
+		if len(out.LastEvaluatedKey) == 0 {
+			return total, false, nil
+		}
+		start = out.LastEvaluatedKey
+	}
+	return total, true, nil
+}
+
+func validHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func num(n int64) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func ceilSeconds(ms int64) int64 { return (ms + 999) / 1000 }
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
