@@ -48,7 +48,7 @@ var functions = []fn{
 	{"TrafficManagerFunction", "traffic-manager", "/api/traffic-manager",
 		[]string{"UsersTable", "SessionsTable", "RateLimitsTable", "MetricsTable", "LoadOverridesTable"}, nil},
 	{"SystemMonitorFunction", "system-monitor", "/api/system-monitor",
-		[]string{"UsersTable", "SessionsTable", "RateLimitsTable", "MetricsTable", "AlertsTable"},
+		[]string{"UsersTable", "SessionsTable", "RateLimitsTable", "MetricsTable", "AlertsTable", "LoadOverridesTable"},
 		[]string{"cloudwatch:GetMetricData"}},
 }
 
@@ -540,12 +540,12 @@ func TestPoliciesNameOnlyTheirTablesAndActions(t *testing.T) {
 func TestPolicyCheckCatchesBroadGrants(t *testing.T) {
 	session := functions[1]
 	cases := []struct{ name, old, new string }{
-		{"dynamodb wildcard action", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
+		{"dynamodb wildcard action", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
 			"Action: ['dynamodb:*']\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n"},
-		{"table action on Resource '*'", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
-			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem]\n              Resource: '*'\n            - Sid: Sessions\n"},
-		{"another function's table", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
-			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem]\n              Resource: !GetAtt AlertsTable.Arn\n            - Sid: Sessions\n"},
+		{"table action on Resource '*'", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
+			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: '*'\n            - Sid: Sessions\n"},
+		{"another function's table", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
+			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt AlertsTable.Arn\n            - Sid: Sessions\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
