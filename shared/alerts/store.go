@@ -189,7 +189,7 @@ func (s *Store) states(ctx context.Context) (map[string]ruleState, error) {
 	}
 	states := map[string]ruleState{}
 	for _, it := range out.Items {
-		states[stringAttr(it["sk"])] = ruleState{firing: stringAttr(it["firing"]), resolvedWindow: numberAttr(it["resolvedWindow"])}
+		states[store.String(it["sk"])] = ruleState{firing: store.String(it["firing"]), resolvedWindow: store.Int(it["resolvedWindow"])}
 	}
 	return states, nil
 }
@@ -257,7 +257,7 @@ func (s *Store) raise(ctx context.Context, c Check, window time.Time, st ruleSta
 	if alertExists {
 		return ActionSkipped, it.ID, nil // another evaluation of this window raised it
 	}
-	if firing := stringAttr(tce.CancellationReasons[1].Item["firing"]); firing != "" {
+	if firing := store.String(tce.CancellationReasons[1].Item["firing"]); firing != "" {
 		return s.extend(ctx, c, window, firing)
 	}
 	return ActionSkipped, "", nil // a later window already resolved this rule: stale evaluation
@@ -294,8 +294,8 @@ func (s *Store) extend(ctx context.Context, c Check, window time.Time, firingSK 
 	if !store.IsConditionFailed(err) {
 		return "", "", fmt.Errorf("extend alert: %w", err)
 	}
-	old := conditionItem(err)
-	if len(old) > 0 && numberAttr(old["ttl"]) > now.Unix() && stringAttr(old["state"]) == StateFiring {
+	old := store.ConditionItem(err)
+	if len(old) > 0 && store.Int(old["ttl"]) > now.Unix() && store.String(old["state"]) == StateFiring {
 		return ActionSkipped, id, nil // this window was already counted
 	}
 	// The firing alert expired or vanished: release the rule and raise anew.
@@ -334,8 +334,8 @@ func (s *Store) resolve(ctx context.Context, rule, firingSK string, window time.
 		if !store.IsConditionFailed(err) {
 			return "", "", fmt.Errorf("resolve alert: %w", err)
 		}
-		old := conditionItem(err)
-		if len(old) > 0 && stringAttr(old["state"]) == StateFiring {
+		old := store.ConditionItem(err)
+		if len(old) > 0 && store.String(old["state"]) == StateFiring {
 			return ActionSkipped, idFromSK(firingSK), nil // a later window breached: stale evaluation
 		}
 		action = ActionSkipped // resolved by a concurrent evaluation (or gone): release the rule anyway
@@ -495,29 +495,4 @@ func skFromID(id string) (string, bool) {
 
 func reasonFailed(r types.CancellationReason) bool {
 	return aws.ToString(r.Code) == "ConditionalCheckFailed"
-}
-
-func conditionItem(err error) map[string]types.AttributeValue {
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return ccf.Item
-	}
-	return nil
-}
-
-func stringAttr(v types.AttributeValue) string {
-	if s, ok := v.(*types.AttributeValueMemberS); ok {
-		return s.Value
-	}
-	return ""
-}
-
-func numberAttr(v types.AttributeValue) int64 {
-	if n, ok := v.(*types.AttributeValueMemberN); ok {
-		i, err := strconv.ParseInt(n.Value, 10, 64)
-		if err == nil {
-			return i
-		}
-	}
-	return 0
 }

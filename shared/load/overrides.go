@@ -10,8 +10,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/zenithfresh/zenith-serverless/shared/store"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -127,12 +128,12 @@ func (o *Overrides) Current(ctx context.Context) (OverrideTotals, error) {
 			return OverrideTotals{}, fmt.Errorf("query load overrides: %w", err)
 		}
 		for _, item := range page.Items {
-			exp := intAttr(item["expiresAt"])
+			exp := store.Int(item["expiresAt"])
 			if exp <= now.UnixMilli() { // belt and braces beside the key condition
 				continue
 			}
-			l := floatAttr(item["load"])
-			c := intAttr(item["connections"])
+			l := store.Float(item["load"])
+			c := store.Int(item["connections"])
 			if l < 0 || c < 0 {
 				continue
 			}
@@ -146,22 +147,4 @@ func (o *Overrides) Current(ctx context.Context) (OverrideTotals, error) {
 		Connections: int(min(conns, MaxOverrideConnections)),
 		Count:       count,
 	}, nil
-}
-
-func intAttr(v types.AttributeValue) int64 {
-	if n, ok := v.(*types.AttributeValueMemberN); ok {
-		if i, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64); err == nil {
-			return i
-		}
-	}
-	return 0
-}
-
-func floatAttr(v types.AttributeValue) float64 {
-	if n, ok := v.(*types.AttributeValueMemberN); ok {
-		if f, err := strconv.ParseFloat(strings.TrimSpace(n.Value), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-			return f
-		}
-	}
-	return 0
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -167,37 +166,19 @@ func New(db API, table string, clk clock.Clock, policy Policy) *Guard {
 // nil when absent) in one strongly consistent BatchGetItem and says whether
 // the attempt must be refused. A refused attempt is not counted.
 func (g *Guard) Check(ctx context.Context, key Key, extras ...Extra) (State, []map[string]types.AttributeValue, error) {
-	req := map[string]types.KeysAndAttributes{
-		g.table: {Keys: []map[string]types.AttributeValue{pk(key.Pair), pk(key.User)}, ConsistentRead: aws.Bool(true)},
-	}
+	keys := map[string][]map[string]types.AttributeValue{g.table: {pk(key.Pair), pk(key.User)}}
 	for _, e := range extras {
-		ka := req[e.Table]
-		ka.Keys = append(ka.Keys, e.Key)
-		ka.ConsistentRead = aws.Bool(true)
-		req[e.Table] = ka
+		keys[e.Table] = append(keys[e.Table], e.Key)
+	}
+	items, err := store.BatchGet(ctx, g.db, keys)
+	if err != nil {
+		return State{}, nil, fmt.Errorf("login attempts read: %w", err)
 	}
 	found := map[string]map[string]types.AttributeValue{} // table + "\x00" + pk
-	for attempt := 0; len(req) > 0; attempt++ {
-		if attempt > 4 {
-			return State{}, nil, fmt.Errorf("login attempts read: %w", store.ErrUnavailable)
+	for table, its := range items {
+		for _, it := range its {
+			found[table+"\x00"+store.String(it["pk"])] = it
 		}
-		if attempt > 0 {
-			if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
-				return State{}, nil, err
-			}
-		}
-		out, err := g.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return State{}, nil, fmt.Errorf("login attempts read: %w", err)
-		}
-		for table, items := range out.Responses {
-			for _, it := range items {
-				if s, ok := it["pk"].(*types.AttributeValueMemberS); ok {
-					found[table+"\x00"+s.Value] = it
-				}
-			}
-		}
-		req = out.UnprocessedKeys
 	}
 	var st State
 	if it := found[g.table+"\x00"+key.Pair]; it != nil {
@@ -263,7 +244,7 @@ func (g *Guard) failPair(ctx context.Context, key Key, p pairItem) error {
 	live := p.exists && p.LastFailure+window > g.clock.Now().UnixMilli()
 	for attempt := 0; attempt < 4; attempt++ {
 		now := g.clock.Now().UnixMilli()
-		ttl := num(ceilSeconds(max(now+window, p.TrustedUntil)))
+		ttl := store.Num(ceilSeconds(max(now+window, p.TrustedUntil)))
 		var in *dynamodb.UpdateItemInput
 		if live {
 			in = &dynamodb.UpdateItemInput{
@@ -273,7 +254,7 @@ func (g *Guard) failPair(ctx context.Context, key Key, p pairItem) error {
 				ConditionExpression:      aws.String("lastFailure > :cutoff"),
 				ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":one": num(1), ":now": num(now), ":ttl": ttl, ":cutoff": num(now - window),
+					":one": store.Num(1), ":now": store.Num(now), ":ttl": ttl, ":cutoff": store.Num(now - window),
 				},
 				ReturnValues: types.ReturnValueUpdatedNew,
 			}
@@ -285,7 +266,7 @@ func (g *Guard) failPair(ctx context.Context, key Key, p pairItem) error {
 				ConditionExpression:      aws.String("attribute_not_exists(lastFailure) OR lastFailure <= :cutoff"),
 				ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":one": num(1), ":zero": num(0), ":now": num(now), ":ttl": ttl, ":cutoff": num(now - window),
+					":one": store.Num(1), ":zero": store.Num(0), ":now": store.Num(now), ":ttl": ttl, ":cutoff": store.Num(now - window),
 				},
 				ReturnValues: types.ReturnValueUpdatedNew,
 			}
@@ -324,8 +305,8 @@ func (g *Guard) lockPair(ctx context.Context, key Key, n int, now, trustedUntil 
 		ConditionExpression:      aws.String("failures = :n"),
 		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":until": num(until), ":n": num(int64(n)),
-			":ttl": num(ceilSeconds(max(now+g.policy.Window.Milliseconds(), trustedUntil, until))),
+			":until": store.Num(until), ":n": store.Num(int64(n)),
+			":ttl": store.Num(ceilSeconds(max(now+g.policy.Window.Milliseconds(), trustedUntil, until))),
 		},
 	})
 	if err != nil && !store.IsConditionFailed(err) {
@@ -350,7 +331,7 @@ func (g *Guard) failUser(ctx context.Context, key Key, u userItem) error {
 				UpdateExpression:          aws.String("ADD #c :one"),
 				ConditionExpression:       aws.String("windowStart > :cutoff"),
 				ExpressionAttributeNames:  map[string]string{"#c": "count"},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":cutoff": num(cutoff)},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": store.Num(1), ":cutoff": store.Num(cutoff)},
 			}
 		} else {
 			in = &dynamodb.UpdateItemInput{
@@ -360,8 +341,8 @@ func (g *Guard) failUser(ctx context.Context, key Key, u userItem) error {
 				ConditionExpression:      aws.String("attribute_not_exists(pk) OR windowStart <= :cutoff"),
 				ExpressionAttributeNames: map[string]string{"#c": "count", "#ttl": "ttl"},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":one": num(1), ":now": num(now), ":cutoff": num(cutoff),
-					":ttl": num(ceilSeconds(now + g.policy.UserWindow.Milliseconds())),
+					":one": store.Num(1), ":now": store.Num(now), ":cutoff": store.Num(cutoff),
+					":ttl": store.Num(ceilSeconds(now + g.policy.UserWindow.Milliseconds())),
 				},
 			}
 		}
@@ -395,7 +376,7 @@ func (g *Guard) RecordSuccess(ctx context.Context, key Key, st State) error {
 		UpdateExpression:         aws.String("SET failures = :zero, lockedUntil = :zero, trustedUntil = :until, #ttl = :ttl"),
 		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":zero": num(0), ":until": num(until), ":ttl": num(ceilSeconds(until)),
+			":zero": store.Num(0), ":until": store.Num(until), ":ttl": store.Num(ceilSeconds(until)),
 		},
 	})
 	if err != nil {
@@ -408,19 +389,4 @@ func pk(v string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: v}}
 }
 
-func num(n int64) *types.AttributeValueMemberN {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-
 func ceilSeconds(ms int64) int64 { return (ms + 999) / 1000 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

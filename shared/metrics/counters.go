@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zenithfresh/zenith-serverless/shared/store"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -189,14 +191,14 @@ func (s *Counters) queryShard(ctx context.Context, shard int, from, to time.Time
 			return nil, fmt.Errorf("query minute counters: %w", err)
 		}
 		for _, item := range page.Items {
-			sec, err := strconv.ParseInt(stringAttr(item["sk"]), 10, 64)
+			sec, err := strconv.ParseInt(store.String(item["sk"]), 10, 64)
 			if err != nil {
 				continue
 			}
 			out[sec] = out[sec].Plus(Counts{
-				Requests: numberAttr(item["requests"]), Errors5xx: numberAttr(item["errors5xx"]),
-				Throttled: numberAttr(item["throttled"]), Slow: numberAttr(item["slow"]),
-				DurationMs: numberAttr(item["durationMs"]), FailedLogins: numberAttr(item["failedLogins"]),
+				Requests: store.Int(item["requests"]), Errors5xx: store.Int(item["errors5xx"]),
+				Throttled: store.Int(item["throttled"]), Slow: store.Int(item["slow"]),
+				DurationMs: store.Int(item["durationMs"]), FailedLogins: store.Int(item["failedLogins"]),
 			})
 		}
 	}
@@ -214,21 +216,4 @@ func (s *Counters) Sum(ctx context.Context, from, to time.Time) (Counts, error) 
 		total = total.Plus(m.Counts)
 	}
 	return total, nil
-}
-
-func stringAttr(v types.AttributeValue) string {
-	if s, ok := v.(*types.AttributeValueMemberS); ok {
-		return s.Value
-	}
-	return ""
-}
-
-func numberAttr(v types.AttributeValue) int64 {
-	if n, ok := v.(*types.AttributeValueMemberN); ok {
-		i, err := strconv.ParseInt(n.Value, 10, 64)
-		if err == nil {
-			return i
-		}
-	}
-	return 0
 }

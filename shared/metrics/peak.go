@@ -2,10 +2,8 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -75,7 +73,7 @@ func (p *Peaks) Observe(ctx context.Context, load float64) (float64, error) {
 		if !store.IsConditionFailed(err) {
 			return 0, fmt.Errorf("update peak load: %w", err)
 		}
-		hourPeak = math.Max(load, floatAttr(conditionItem(err)["peak"]))
+		hourPeak = math.Max(load, store.Float(store.ConditionItem(err)["peak"]))
 	}
 
 	keyCond := expression.Key("pk").Equal(expression.Value(peakPartition)).
@@ -95,10 +93,10 @@ func (p *Peaks) Observe(ctx context.Context, load float64) (float64, error) {
 	}
 	peak := hourPeak
 	for _, item := range out.Items {
-		if numberAttr(item["ttl"]) <= now.Unix() { // TTL deletion lags; expiry is checked here
+		if store.Int(item["ttl"]) <= now.Unix() { // TTL deletion lags; expiry is checked here
 			continue
 		}
-		peak = math.Max(peak, floatAttr(item["peak"]))
+		peak = math.Max(peak, store.Float(item["peak"]))
 	}
 	return peak, nil
 }
@@ -108,23 +106,4 @@ func peakKey(hour time.Time) map[string]types.AttributeValue {
 		"pk": &types.AttributeValueMemberS{Value: peakPartition},
 		"sk": &types.AttributeValueMemberS{Value: MinuteKey(hour)},
 	}
-}
-
-// conditionItem returns the item a failed condition reported (ALL_OLD), if any.
-func conditionItem(err error) map[string]types.AttributeValue {
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return ccf.Item
-	}
-	return nil
-}
-
-func floatAttr(v types.AttributeValue) float64 {
-	if n, ok := v.(*types.AttributeValueMemberN); ok {
-		f, err := strconv.ParseFloat(n.Value, 64)
-		if err == nil && !math.IsNaN(f) {
-			return f
-		}
-	}
-	return 0
 }

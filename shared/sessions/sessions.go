@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -186,30 +185,18 @@ func (m *Manager) check(userID string, sessItem, userItem map[string]types.Attri
 }
 
 func (m *Manager) read(ctx context.Context, hash, userID string) (sess, user map[string]types.AttributeValue, err error) {
-	req := map[string]types.KeysAndAttributes{
-		m.table:      {Keys: []map[string]types.AttributeValue{{"pk": &types.AttributeValueMemberS{Value: hash}}}, ConsistentRead: aws.Bool(true)},
-		m.usersTable: {Keys: []map[string]types.AttributeValue{users.Key(userID)}, ConsistentRead: aws.Bool(true)},
+	items, err := store.BatchGet(ctx, m.db, map[string][]map[string]types.AttributeValue{
+		m.table:      {{"pk": &types.AttributeValueMemberS{Value: hash}}},
+		m.usersTable: {users.Key(userID)},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("validate session: %w", err)
 	}
-	for attempt := 0; len(req) > 0; attempt++ {
-		if attempt > 4 {
-			return nil, nil, fmt.Errorf("validate session: %w", store.ErrUnavailable)
-		}
-		if attempt > 0 {
-			if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
-				return nil, nil, err
-			}
-		}
-		out, err := m.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, nil, fmt.Errorf("validate session: %w", err)
-		}
-		if items := out.Responses[m.table]; len(items) > 0 {
-			sess = items[0]
-		}
-		if items := out.Responses[m.usersTable]; len(items) > 0 {
-			user = items[0]
-		}
-		req = out.UnprocessedKeys
+	if it := items[m.table]; len(it) > 0 {
+		sess = it[0]
+	}
+	if it := items[m.usersTable]; len(it) > 0 {
+		user = it[0]
 	}
 	return sess, user, nil
 }
@@ -229,7 +216,7 @@ func (m *Manager) touch(ctx context.Context, s *Session, now int64) {
 			"AND expiresAt > :now AND lastActivity = :seen"),
 		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": num(now), ":idle": num(idle), ":ttl": num(ttl), ":sv": num(s.SessionVersion), ":seen": num(s.LastActivity),
+			":now": store.Num(now), ":idle": store.Num(idle), ":ttl": store.Num(ttl), ":sv": store.Num(s.SessionVersion), ":seen": store.Num(s.LastActivity),
 		},
 	})
 	if err != nil {
@@ -399,14 +386,14 @@ func (m *Manager) current(s *Session, u *users.User, now int64) bool {
 // load reads the sessions with the given hashes and the given users, with
 // strong consistency, keeping the live ones.
 func (m *Manager) load(ctx context.Context, hashes, userIDs []string) (Page, error) {
-	var keys []keyRef
+	keys := map[string][]map[string]types.AttributeValue{}
 	for _, h := range hashes {
-		keys = append(keys, keyRef{m.table, map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}}})
+		keys[m.table] = append(keys[m.table], map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}})
 	}
 	for _, id := range userIDs {
-		keys = append(keys, keyRef{m.usersTable, users.Key(id)})
+		keys[m.usersTable] = append(keys[m.usersTable], users.Key(id))
 	}
-	items, err := m.batchGet(ctx, keys)
+	items, err := store.BatchGet(ctx, m.db, keys)
 	if err != nil {
 		return Page{}, err
 	}
@@ -441,45 +428,6 @@ func (m *Manager) loadUsers(ctx context.Context, ids []string) (map[string]*user
 		return nil, err
 	}
 	return p.Users, nil
-}
-
-type keyRef struct {
-	table string
-	key   map[string]types.AttributeValue
-}
-
-// batchGet reads keys of any tables, 100 per call, strongly consistent,
-// retrying unprocessed keys a few times.
-func (m *Manager) batchGet(ctx context.Context, keys []keyRef) (map[string][]map[string]types.AttributeValue, error) {
-	out := map[string][]map[string]types.AttributeValue{}
-	for start := 0; start < len(keys); start += 100 {
-		req := map[string]types.KeysAndAttributes{}
-		for _, k := range keys[start:min(start+100, len(keys))] {
-			ka := req[k.table]
-			ka.Keys = append(ka.Keys, k.key)
-			ka.ConsistentRead = aws.Bool(true)
-			req[k.table] = ka
-		}
-		for attempt := 0; len(req) > 0; attempt++ {
-			if attempt > 4 {
-				return nil, fmt.Errorf("batch get: %w", store.ErrUnavailable)
-			}
-			if attempt > 0 {
-				if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
-					return nil, err
-				}
-			}
-			res, err := m.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-			if err != nil {
-				return nil, fmt.Errorf("batch get: %w", err)
-			}
-			for t, items := range res.Responses {
-				out[t] = append(out[t], items...)
-			}
-			req = res.UnprocessedKeys
-		}
-	}
-	return out, nil
 }
 
 // hashesOf returns the keys of every session of userID from the GSI.
@@ -563,29 +511,14 @@ func (m *Manager) DeleteAll(ctx context.Context, userID string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for start := 0; start < len(hashes); start += 25 {
-		var reqs []types.WriteRequest
-		for _, h := range hashes[start:min(start+25, len(hashes))] {
-			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{
-				Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}},
-			}})
-		}
-		pending := map[string][]types.WriteRequest{m.table: reqs}
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt > 4 {
-				return 0, fmt.Errorf("delete sessions: %w", store.ErrUnavailable)
-			}
-			if attempt > 0 {
-				if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
-					return 0, err
-				}
-			}
-			out, err := m.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-			if err != nil {
-				return 0, fmt.Errorf("delete sessions: %w", err)
-			}
-			pending = out.UnprocessedItems
-		}
+	reqs := make([]types.WriteRequest, 0, len(hashes))
+	for _, h := range hashes {
+		reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{
+			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}},
+		}})
+	}
+	if err := store.BatchWrite(ctx, m.db, m.table, reqs); err != nil {
+		return 0, fmt.Errorf("delete sessions: %w", err)
 	}
 	return len(hashes), nil
 }
@@ -596,7 +529,7 @@ const maxCountPages = 20
 // Count returns the number of unexpired sessions of all users. It scans the
 // table (Select COUNT) and reports approximate when it had to stop early.
 func (m *Manager) Count(ctx context.Context) (int, bool, error) {
-	now := num(m.clock.Now().UnixMilli())
+	now := store.Num(m.clock.Now().UnixMilli())
 	var start map[string]types.AttributeValue
 	total := 0
 	for page := 0; page < maxCountPages; page++ {
@@ -632,19 +565,4 @@ func validHash(s string) bool {
 	return true
 }
 
-func num(n int64) *types.AttributeValueMemberN {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-
 func ceilSeconds(ms int64) int64 { return (ms + 999) / 1000 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

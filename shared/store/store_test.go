@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -84,5 +85,62 @@ func TestConditionFailedAndCallCounter(t *testing.T) {
 	}
 	if calls.Count("PutItem") != 2 || calls.Total() != 2 {
 		t.Errorf("counted %v, want 2 PutItem", calls.Snapshot())
+	}
+}
+
+func TestBatchWriteAndGetChunk(t *testing.T) {
+	var calls store.CallCounter
+	env := dynamotest.New(t, "test", nil, calls.Option())
+	ctx := context.Background()
+	table := env.Tables.RateLimits
+	key := func(i int) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("k%03d", i)}}
+	}
+	var puts []types.WriteRequest
+	for i := 0; i < 60; i++ {
+		item := key(i)
+		item["n"] = store.Num(int64(i))
+		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+	}
+	calls.Reset()
+	if err := store.BatchWrite(ctx, env.Client, table, puts); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Count("BatchWriteItem"); got != 3 {
+		t.Errorf("BatchWriteItem calls = %d, want 3 (25 a call)", got)
+	}
+	var keys []map[string]types.AttributeValue
+	for i := 0; i < 150; i++ { // 60 present, 90 absent
+		keys = append(keys, key(i))
+	}
+	calls.Reset()
+	items, err := store.BatchGet(ctx, env.Client, map[string][]map[string]types.AttributeValue{table: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Count("BatchGetItem"); got != 2 {
+		t.Errorf("BatchGetItem calls = %d, want 2 (100 keys a call)", got)
+	}
+	if len(items[table]) != 60 {
+		t.Fatalf("read %d items, want 60", len(items[table]))
+	}
+	sum := int64(0)
+	for _, it := range items[table] {
+		sum += store.Int(it["n"])
+	}
+	if sum != 59*60/2 {
+		t.Errorf("sum of n = %d, want %d", sum, 59*60/2)
+	}
+}
+
+func TestAttributeHelpers(t *testing.T) {
+	if store.String(&types.AttributeValueMemberS{Value: "x"}) != "x" || store.String(nil) != "" || store.String(store.Num(1)) != "" {
+		t.Error("String")
+	}
+	if store.Int(store.Num(-42)) != -42 || store.Int(&types.AttributeValueMemberN{Value: "1.5"}) != 0 || store.Int(nil) != 0 {
+		t.Error("Int")
+	}
+	if store.Float(&types.AttributeValueMemberN{Value: "0.25"}) != 0.25 || store.Float(&types.AttributeValueMemberN{Value: "NaN"}) != 0 || store.Float(&types.AttributeValueMemberS{Value: "1"}) != 0 {
+		t.Error("Float")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/passwords"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
 // Master is the master user's configuration: MASTER_USERNAME and either
@@ -105,7 +106,7 @@ func (s *Store) Bootstrap(ctx context.Context, m Master, secrets SecretReader) e
 		if gerr == nil && existing != nil {
 			return nil
 		}
-		if err := sleep(ctx, time.Duration(10*(attempt+1))*time.Millisecond); err != nil {
+		if err := store.Sleep(ctx, time.Duration(10*(attempt+1))*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -190,12 +190,12 @@ func (r *Roles) Seed(ctx context.Context) error {
 	for i, d := range defaults {
 		keys[i] = RoleKey(d.ID)
 	}
-	items, err := batchGet(ctx, r.db, r.table, keys)
+	items, err := store.BatchGet(ctx, r.db, map[string][]map[string]types.AttributeValue{r.table: keys})
 	if err != nil {
 		return fmt.Errorf("read roles: %w", err)
 	}
 	present := map[string]bool{}
-	for _, it := range items {
+	for _, it := range items[r.table] {
 		if pk, ok := it["pk"].(*types.AttributeValueMemberS); ok {
 			present[pk.Value] = true
 		}
@@ -220,39 +220,4 @@ func (r *Roles) Seed(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// batchGet reads keys of one table with strong consistency, retrying
-// unprocessed keys a few times.
-func batchGet(ctx context.Context, db RoleAPI, table string, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
-	req := map[string]types.KeysAndAttributes{table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	var items []map[string]types.AttributeValue
-	for attempt := 0; len(req) > 0; attempt++ {
-		if attempt > 0 {
-			if attempt > 4 {
-				return nil, fmt.Errorf("batch get: %w", store.ErrUnavailable)
-			}
-			if err := sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
-				return nil, err
-			}
-		}
-		out, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, out.Responses[table]...)
-		req = out.UnprocessedKeys
-	}
-	return items, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

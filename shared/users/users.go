@@ -422,10 +422,10 @@ func (s *Store) write(ctx context.Context, old, next *User) error {
 			":name":   &types.AttributeValueMemberS{Value: next.Name},
 			":active": &types.AttributeValueMemberBOOL{Value: next.Active},
 			":hash":   &types.AttributeValueMemberS{Value: next.PasswordHash},
-			":sv":     num(next.SessionVersion),
-			":rev":    num(next.Rev),
-			":upd":    num(next.UpdatedAt),
-			":oldrev": num(old.Rev),
+			":sv":     store.Num(next.SessionVersion),
+			":rev":    store.Num(next.Rev),
+			":upd":    store.Num(next.UpdatedAt),
+			":oldrev": store.Num(old.Rev),
 		},
 	}
 	wasAdmin, isAdmin := old.IsActiveAdmin(), next.IsActiveAdmin()
@@ -492,7 +492,7 @@ func (s *Store) Rehash(ctx context.Context, u *User, password string) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":new": &types.AttributeValueMemberS{Value: hash},
 			":old": &types.AttributeValueMemberS{Value: u.PasswordHash},
-			":one": num(1),
+			":one": store.Num(1),
 		},
 	})
 	if store.IsConditionFailed(err) {
@@ -540,8 +540,4 @@ func (s *Store) audit(ctx context.Context, actor Actor, event, target string, at
 		args = append(args, "apiRequestId", actor.RequestID)
 	}
 	s.logger.InfoContext(ctx, "audit", args...)
-}
-
-func num(n int64) *types.AttributeValueMemberN {
-	return &types.AttributeValueMemberN{Value: fmt.Sprint(n)}
 }
