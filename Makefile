@@ -142,7 +142,7 @@ distclean: clean
 
 # --- rate limiter comparison (not part of `make test`) ----------------------------------------
 # shared/ratelimit's benchmarks and rate-limiter-flexible's RateLimiterDynamo (npm, pinned under
-# bench/ratelimit-compare) on one DynamoDB Local, in one run; docs/bench/traffic.md has the figures.
+# bench/ratelimit-compare) on one DynamoDB Local, in one run; BENCHMARKS.md (Rate limiting) has the figures.
 .PHONY: bench-compare
 bench-compare: deps bin/withdynamo
 	./bin/withdynamo -- bash bench/ratelimit-compare/run.sh

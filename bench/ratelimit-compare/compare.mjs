@@ -1,6 +1,6 @@
 // Benchmark of rate-limiter-flexible's RateLimiterDynamo on DynamoDB Local,
 // the same scenarios as shared/ratelimit's BenchmarkDecision and BenchmarkBurst
-// (see docs/bench/traffic.md). Loopback only; every loop is bounded.
+// (see BENCHMARKS.md (Rate limiting)). Loopback only; every loop is bounded.
 //
 //   DYNAMODB_ENDPOINT=http://127.0.0.1:8000 node compare.mjs [decisions=2000] [bursts=5]
 import { DynamoDBClient, DynamoDB } from '@aws-sdk/client-dynamodb';

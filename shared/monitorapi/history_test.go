@@ -267,7 +267,7 @@ func TestHistoryFromCloudWatchFailureIsA5xxWithoutDetail(t *testing.T) {
 }
 
 // TestMonitorCallsPerEndpoint pins the DynamoDB reads each endpoint makes
-// (METRIC_SHARDS=4), the figures of docs/bench/monitor.md. Session and
+// (METRIC_SHARDS=4), the figures of BENCHMARKS.md (Monitoring). Session and
 // limiter calls are the identity and traffic code's and not counted here.
 func TestMonitorCallsPerEndpoint(t *testing.T) {
 	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "dynamodb"})

@@ -21,7 +21,7 @@ import (
 // The benchmarks run against DynamoDB Local (DYNAMODB_ENDPOINT, else one is
 // started) on loopback. bench/ratelimit-compare runs the same scenarios for
 // rate-limiter-flexible's RateLimiterDynamo on the same endpoint; see
-// docs/bench/traffic.md. Use -benchtime=2000x for the figures there.
+// BENCHMARKS.md (Rate limiting). Use -benchtime=2000x for the figures there.
 
 // benchPolicies: frontdoor never denies (the allowed path), api admits one
 // request a day (the denied path), both with a window no benchmark outlives.

@@ -325,7 +325,7 @@ var (
 // aws-lambda-rie on DynamoDB Local, invokes it with events/ fixtures and checks
 // the shared request layer's answers: 404 (unknown sub-path), 405 (wrong
 // method) and 400 (bad body or parameter) in each route's envelope. It logs
-// the binary sizes and the emulator's init figures (docs/bench/foundation.md).
+// the binary sizes and the emulator's init figures (BENCHMARKS.md (Foundation)).
 func TestFunctionsUnderEmulator(t *testing.T) {
 	root := repoRoot(t)
 	rie := filepath.Join(root, "bin", "aws-lambda-rie")
@@ -440,7 +440,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	resp, body := again.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil))
 	checkError(t, resp, body, 404, "NOT_FOUND", standard)
 
-	// The figures of docs/bench/foundation.md.
+	// The figures of BENCHMARKS.md (Foundation).
 	var report strings.Builder
 	report.WriteString("| function | host bootstrap | REPORT Init Duration | rapid INIT REPORT | first invoke Duration | fastest warm Duration | peak RSS (VmHWM) |\n|---|---|---|---|---|---|---|\n")
 	rows := []struct {
