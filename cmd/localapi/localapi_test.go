@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
 )
@@ -45,7 +44,7 @@ func TestDevServerEndToEnd(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 
-	prefix := "dev" + randomHex(4) + "-"
+	prefix := "dev" + apitest.RandomHex(t, 4) + "-"
 	names := config.DefaultTables.WithPrefix(prefix)
 	cmd := exec.Command(bin)
 	cmd.Dir = root
@@ -200,10 +199,4 @@ func TestDevServerEndToEnd(t *testing.T) {
 		c.Close()
 		t.Errorf("port %d still open after localapi stopped", port)
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 )
 
 var tokenPattern = regexp.MustCompile(`^session_[0-9]+_[a-zA-Z0-9]+$`)
@@ -56,15 +58,15 @@ func TestAuthValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := e.do(t, request{method: http.MethodPost, path: "/api/auth", body: tc.body, base64: tc.base64})
-			if res.status != tc.status || res.str("code") != tc.code {
-				t.Fatalf("got %d %s, want %d %s: %s", res.status, res.str("code"), tc.status, tc.code, res.raw)
+			res := e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth", Body: tc.body, Base64: tc.base64})
+			if res.Status != tc.status || res.Str("code") != tc.code {
+				t.Fatalf("got %d %s, want %d %s: %s", res.Status, res.Str("code"), tc.status, tc.code, res.Raw)
 			}
-			if res.body["success"] != false || res.str("error") == "" || res.str("requestId") == "" {
-				t.Fatalf("not the standard error envelope: %s", res.raw)
+			if res.Body["success"] != false || res.Str("error") == "" || res.Str("requestId") == "" {
+				t.Fatalf("not the standard error envelope: %s", res.Raw)
 			}
 			if tc.details != nil {
-				got, _ := res.body["details"].([]any)
+				got, _ := res.Body["details"].([]any)
 				var gs []string
 				for _, d := range got {
 					gs = append(gs, d.(string))
@@ -99,9 +101,9 @@ func TestRoutingErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			res := e.do(t, request{method: tc.method, path: tc.path})
-			if res.status != tc.status || res.str("code") != tc.code {
-				t.Fatalf("got %d %s, want %d %s", res.status, res.str("code"), tc.status, tc.code)
+			res := e.do(t, apitest.Request{Method: tc.method, Path: tc.path})
+			if res.Status != tc.status || res.Str("code") != tc.code {
+				t.Fatalf("got %d %s, want %d %s", res.Status, res.Str("code"), tc.status, tc.code)
 			}
 		})
 	}
@@ -111,10 +113,10 @@ func TestLoginResponse(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	res := e.do(t, loginReq(t, masterName, e.masterPassword))
-	if res.status != 200 || res.body["success"] != true {
-		t.Fatalf("login: %d %s", res.status, res.raw)
+	if res.Status != 200 || res.Body["success"] != true {
+		t.Fatalf("login: %d %s", res.Status, res.Raw)
 	}
-	tok, _ := res.get("session.id").(string)
+	tok, _ := res.Get("session.id").(string)
 	if !tokenPattern.MatchString(tok) || len(tok) < 10 || len(tok) > 200 {
 		t.Fatalf("token %q does not match the contract's format", tok)
 	}
@@ -130,7 +132,7 @@ func TestLoginResponse(t *testing.T) {
 			"apiAccess": "unlimited", "exportFormats": "all",
 		},
 	}
-	if got := res.get("session.user"); !reflect.DeepEqual(got, wantUser) {
+	if got := res.Get("session.user"); !reflect.DeepEqual(got, wantUser) {
 		t.Fatalf("session.user = %v\nwant %v", got, wantUser)
 	}
 	wantFeatures := map[string]any{
@@ -141,34 +143,34 @@ func TestLoginResponse(t *testing.T) {
 			"apiAccess": "unlimited", "exportFormats": "all",
 		},
 	}
-	if got := res.body["features"]; !reflect.DeepEqual(got, wantFeatures) {
+	if got := res.Body["features"]; !reflect.DeepEqual(got, wantFeatures) {
 		t.Fatalf("features = %v\nwant %v", got, wantFeatures)
 	}
 	// Default SESSION_TTL (1 day) is the earlier expiry.
-	if got, want := res.get("session.expiresAt"), epoch.Add(24*time.Hour).Format("2006-01-02T15:04:05.000Z"); got != want {
+	if got, want := res.Get("session.expiresAt"), apitest.Epoch.Add(24*time.Hour).Format("2006-01-02T15:04:05.000Z"); got != want {
 		t.Fatalf("expiresAt = %v, want %v", got, want)
 	}
-	if res.get("session.lastActivity") != nil {
+	if res.Get("session.lastActivity") != nil {
 		t.Fatal("login carries lastActivity; only validate does")
 	}
 	wantCookie := "zenith_session=" + tok + "; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=604800"
-	if len(res.cookies) != 1 || res.cookies[0] != wantCookie {
-		t.Fatalf("cookies = %q, want %q", res.cookies, wantCookie)
+	if len(res.Cookies) != 1 || res.Cookies[0] != wantCookie {
+		t.Fatalf("cookies = %q, want %q", res.Cookies, wantCookie)
 	}
-	if res.headers["Content-Type"] != "application/json" || res.headers["Cache-Control"] != "no-cache, no-store, must-revalidate" || res.headers["X-Request-ID"] == "" {
-		t.Fatalf("headers = %v", res.headers)
+	if res.Headers["Content-Type"] != "application/json" || res.Headers["Cache-Control"] != "no-cache, no-store, must-revalidate" || res.Headers["X-Request-ID"] == "" {
+		t.Fatalf("headers = %v", res.Headers)
 	}
-	if res.str("requestId") != res.headers["X-Request-ID"] {
+	if res.Str("requestId") != res.Headers["X-Request-ID"] {
 		t.Fatal("requestId differs from X-Request-ID")
 	}
 	for _, leak := range []string{e.masterPassword, "argon2", "passwordHash"} {
-		if strings.Contains(res.raw, leak) {
+		if strings.Contains(res.Raw, leak) {
 			t.Fatalf("login response leaks %q", leak)
 		}
 	}
 	// Usernames are case-insensitive.
-	if res := e.do(t, loginReq(t, strings.ToUpper(masterName), e.masterPassword)); res.status != 200 || res.get("session.user.username") != masterName {
-		t.Fatalf("upper-case login: %d %s", res.status, res.raw)
+	if res := e.do(t, loginReq(t, strings.ToUpper(masterName), e.masterPassword)); res.Status != 200 || res.Get("session.user.username") != masterName {
+		t.Fatalf("upper-case login: %d %s", res.Status, res.Raw)
 	}
 	// Two logins give two different tokens.
 	if tok2 := e.login(t, masterName, e.masterPassword); tok2 == tok {
@@ -180,11 +182,11 @@ func TestStaffTesterPermissions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	admin := e.login(t, masterName, e.masterPassword)
-	pw := randomPassword(t)
+	pw := apitest.RandomPassword(t)
 	e.createUser(t, admin, "tester_1", pw, "staff_tester")
 	res := e.do(t, loginReq(t, "tester_1", pw))
-	if res.status != 200 {
-		t.Fatalf("login: %d %s", res.status, res.raw)
+	if res.Status != 200 {
+		t.Fatalf("login: %d %s", res.Status, res.Raw)
 	}
 	want := map[string]any{
 		"name": "Staff Tester", "access": "premium_features",
@@ -192,15 +194,15 @@ func TestStaffTesterPermissions(t *testing.T) {
 		"userManagement": false, "billingAccess": false, "whiteLabel": false, "trafficControl": false,
 		"apiAccess": "limited", "exportFormats": "standard",
 	}
-	if got := res.get("session.user.permissions"); !reflect.DeepEqual(got, want) {
+	if got := res.Get("session.user.permissions"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("permissions = %v\nwant %v", got, want)
 	}
-	if res.get("features.roleName") != "Staff Tester" || res.get("features.accessLevel") != "premium_features" || res.get("features.features.aiAnalysis") != true {
-		t.Fatalf("features = %v", res.body["features"])
+	if res.Get("features.roleName") != "Staff Tester" || res.Get("features.accessLevel") != "premium_features" || res.Get("features.features.aiAnalysis") != true {
+		t.Fatalf("features = %v", res.Body["features"])
 	}
-	tok, _ := res.get("session.id").(string)
-	if r := e.do(t, request{method: http.MethodGet, path: "/api/auth/users", headers: bearer(tok)}); r.status != 403 || r.str("code") != "FORBIDDEN" {
-		t.Fatalf("staff tester listing users: %d %s", r.status, r.raw)
+	tok, _ := res.Get("session.id").(string)
+	if r := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth/users", Headers: apitest.Bearer(tok)}); r.Status != 403 || r.Str("code") != "FORBIDDEN" {
+		t.Fatalf("staff tester listing users: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -209,33 +211,33 @@ func TestInvalidCredentials(t *testing.T) {
 	e := newEnv(t, nil)
 	wrong := e.do(t, loginReq(t, masterName, "not-the-password"))
 	unknown := e.do(t, loginReq(t, "nobody_here", "not-the-password"))
-	for _, res := range []response{wrong, unknown} {
-		if res.status != 401 || res.str("code") != "INVALID_CREDENTIALS" {
-			t.Fatalf("got %d %s", res.status, res.raw)
+	for _, res := range []apitest.Response{wrong, unknown} {
+		if res.Status != 401 || res.Str("code") != "INVALID_CREDENTIALS" {
+			t.Fatalf("got %d %s", res.Status, res.Raw)
 		}
-		if len(res.cookies) != 0 {
+		if len(res.Cookies) != 0 {
 			t.Fatal("failed login set a cookie")
 		}
 	}
-	delete(wrong.body, "requestId")
-	delete(unknown.body, "requestId")
-	if !reflect.DeepEqual(wrong.body, unknown.body) {
-		t.Fatalf("unknown user and wrong password answer differently: %v vs %v", wrong.body, unknown.body)
+	delete(wrong.Body, "requestId")
+	delete(unknown.Body, "requestId")
+	if !reflect.DeepEqual(wrong.Body, unknown.Body) {
+		t.Fatalf("unknown user and wrong password answer differently: %v vs %v", wrong.Body, unknown.Body)
 	}
 	if n := e.events.count("failed_login"); n != 2 {
 		t.Fatalf("failed_login counted %d times, want 2", n)
 	}
 	// An inactive user with the right password gets the same answer.
 	admin := e.login(t, masterName, e.masterPassword)
-	pw := randomPassword(t)
+	pw := apitest.RandomPassword(t)
 	e.createUser(t, admin, "gone_user", pw, "staff_tester")
-	if r := e.do(t, request{method: http.MethodDelete, path: "/api/auth/users/gone_user", headers: bearer(admin)}); r.status != 200 {
-		t.Fatalf("deactivate: %d %s", r.status, r.raw)
+	if r := e.do(t, apitest.Request{Method: http.MethodDelete, Path: "/api/auth/users/gone_user", Headers: apitest.Bearer(admin)}); r.Status != 200 {
+		t.Fatalf("deactivate: %d %s", r.Status, r.Raw)
 	}
 	inactive := e.do(t, loginReq(t, "gone_user", pw))
-	delete(inactive.body, "requestId")
-	if inactive.status != 401 || !reflect.DeepEqual(inactive.body, wrong.body) {
-		t.Fatalf("inactive login: %d %v", inactive.status, inactive.body)
+	delete(inactive.Body, "requestId")
+	if inactive.Status != 401 || !reflect.DeepEqual(inactive.Body, wrong.Body) {
+		t.Fatalf("inactive login: %d %v", inactive.Status, inactive.Body)
 	}
 }
 
@@ -245,70 +247,70 @@ func TestValidateAndLogout(t *testing.T) {
 	tok := e.login(t, masterName, e.masterPassword)
 	e.clock.Advance(5 * time.Minute) // past the touch interval: lastActivity moves
 
-	checkValid := func(t *testing.T, res response, wantID string) {
+	checkValid := func(t *testing.T, res apitest.Response, wantID string) {
 		t.Helper()
-		if res.status != 200 || res.body["success"] != true {
-			t.Fatalf("validate: %d %s", res.status, res.raw)
+		if res.Status != 200 || res.Body["success"] != true {
+			t.Fatalf("validate: %d %s", res.Status, res.Raw)
 		}
-		if res.get("session.id") != wantID {
-			t.Fatalf("session.id = %v, want %v", res.get("session.id"), wantID)
+		if res.Get("session.id") != wantID {
+			t.Fatalf("session.id = %v, want %v", res.Get("session.id"), wantID)
 		}
-		if res.get("session.lastActivity") != epoch.Add(5*time.Minute).Format("2006-01-02T15:04:05.000Z") {
-			t.Fatalf("lastActivity = %v", res.get("session.lastActivity"))
+		if res.Get("session.lastActivity") != apitest.Epoch.Add(5*time.Minute).Format("2006-01-02T15:04:05.000Z") {
+			t.Fatalf("lastActivity = %v", res.Get("session.lastActivity"))
 		}
-		if res.get("session.user.role") != "master_admin" || res.get("features.features.aiAnalysis") != true {
-			t.Fatalf("body = %s", res.raw)
+		if res.Get("session.user.role") != "master_admin" || res.Get("features.features.aiAnalysis") != true {
+			t.Fatalf("body = %s", res.Raw)
 		}
 	}
-	post := func(body string, extra request) request {
-		extra.method, extra.path, extra.body = http.MethodPost, "/api/auth", body
+	post := func(body string, extra apitest.Request) apitest.Request {
+		extra.Method, extra.Path, extra.Body = http.MethodPost, "/api/auth", body
 		return extra
 	}
-	validateBody := jsonBody(t, map[string]any{"action": "validate", "sessionId": tok})
-	t.Run("post body", func(t *testing.T) { checkValid(t, e.do(t, post(validateBody, request{})), tok) })
+	validateBody := apitest.JSON(t, map[string]any{"action": "validate", "sessionId": tok})
+	t.Run("post body", func(t *testing.T) { checkValid(t, e.do(t, post(validateBody, apitest.Request{})), tok) })
 	t.Run("post bearer", func(t *testing.T) {
-		checkValid(t, e.do(t, post(`{"action":"validate"}`, request{headers: bearer(tok)})), tok)
+		checkValid(t, e.do(t, post(`{"action":"validate"}`, apitest.Request{Headers: apitest.Bearer(tok)})), tok)
 	})
 	t.Run("body wins over bearer", func(t *testing.T) {
-		res := e.do(t, post(validateBody, request{headers: bearer("session_123456_doesnotexist")}))
+		res := e.do(t, post(validateBody, apitest.Request{Headers: apitest.Bearer("session_123456_doesnotexist")}))
 		checkValid(t, res, tok)
-		res = e.do(t, post(jsonBody(t, map[string]any{"action": "validate", "sessionId": "session_123456_doesnotexist"}), request{headers: bearer(tok)}))
-		if res.status != 401 || res.str("code") != "INVALID_SESSION" {
-			t.Fatalf("body token should win: %d %s", res.status, res.raw)
+		res = e.do(t, post(apitest.JSON(t, map[string]any{"action": "validate", "sessionId": "session_123456_doesnotexist"}), apitest.Request{Headers: apitest.Bearer(tok)}))
+		if res.Status != 401 || res.Str("code") != "INVALID_SESSION" {
+			t.Fatalf("body token should win: %d %s", res.Status, res.Raw)
 		}
 	})
 	t.Run("empty body id falls back to bearer", func(t *testing.T) {
-		checkValid(t, e.do(t, post(`{"action":"validate","sessionId":""}`, request{headers: bearer(tok)})), tok)
+		checkValid(t, e.do(t, post(`{"action":"validate","sessionId":""}`, apitest.Request{Headers: apitest.Bearer(tok)})), tok)
 	})
 	t.Run("get bearer", func(t *testing.T) {
-		checkValid(t, e.do(t, request{method: http.MethodGet, path: "/api/auth", headers: bearer(tok)}), tok)
+		checkValid(t, e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth", Headers: apitest.Bearer(tok)}), tok)
 	})
 	t.Run("get cookie shows the handle", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodGet, path: "/api/auth", cookies: []string{"zenith_session=" + tok}})
-		if res.status != 200 {
-			t.Fatalf("%d %s", res.status, res.raw)
+		res := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth", Cookies: []string{"zenith_session=" + tok}})
+		if res.Status != 200 {
+			t.Fatalf("%d %s", res.Status, res.Raw)
 		}
-		if id, _ := res.get("session.id").(string); id == tok || len(id) != 16 {
+		if id, _ := res.Get("session.id").(string); id == tok || len(id) != 16 {
 			t.Fatalf("cookie-authenticated validate echoed %q", id)
 		}
 	})
 	t.Run("get deprecated query", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodGet, path: "/api/auth", query: map[string]string{"sessionId": tok}})
+		res := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth", Query: map[string]string{"sessionId": tok}})
 		checkValid(t, res, tok)
-		if res.headers["Deprecation"] != "true" {
-			t.Fatalf("headers = %v", res.headers)
+		if res.Headers["Deprecation"] != "true" {
+			t.Fatalf("headers = %v", res.Headers)
 		}
 	})
 	t.Run("query token only on GET", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodPost, path: "/api/auth", body: `{"action":"validate"}`, query: map[string]string{"sessionId": tok}})
-		if res.status != 400 {
-			t.Fatalf("%d %s", res.status, res.raw)
+		res := e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth", Body: `{"action":"validate"}`, Query: map[string]string{"sessionId": tok}})
+		if res.Status != 400 {
+			t.Fatalf("%d %s", res.Status, res.Raw)
 		}
 	})
 	t.Run("get no token", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodGet, path: "/api/auth"})
-		if res.status != 401 || res.str("code") != "INVALID_SESSION" {
-			t.Fatalf("%d %s", res.status, res.raw)
+		res := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth"})
+		if res.Status != 401 || res.Str("code") != "INVALID_SESSION" {
+			t.Fatalf("%d %s", res.Status, res.Raw)
 		}
 	})
 	for name, bad := range map[string]string{
@@ -320,34 +322,34 @@ func TestValidateAndLogout(t *testing.T) {
 		"bearer garbage": "session_x",
 	} {
 		t.Run("invalid "+name, func(t *testing.T) {
-			res := e.do(t, request{method: http.MethodGet, path: "/api/auth", headers: bearer(bad)})
-			if res.status != 401 || res.str("code") != "INVALID_SESSION" {
-				t.Fatalf("%d %s", res.status, res.raw)
+			res := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth", Headers: apitest.Bearer(bad)})
+			if res.Status != 401 || res.Str("code") != "INVALID_SESSION" {
+				t.Fatalf("%d %s", res.Status, res.Raw)
 			}
 		})
 	}
 
 	t.Run("logout", func(t *testing.T) {
-		res := e.do(t, post(jsonBody(t, map[string]any{"action": "logout", "sessionId": tok}), request{}))
-		if res.status != 200 || res.body["success"] != true || res.str("message") != "Logged out successfully" || res.str("code") != "SUCCESS" {
-			t.Fatalf("logout: %d %s", res.status, res.raw)
+		res := e.do(t, post(apitest.JSON(t, map[string]any{"action": "logout", "sessionId": tok}), apitest.Request{}))
+		if res.Status != 200 || res.Body["success"] != true || res.Str("message") != "Logged out successfully" || res.Str("code") != "SUCCESS" {
+			t.Fatalf("logout: %d %s", res.Status, res.Raw)
 		}
-		if len(res.cookies) != 1 || res.cookies[0] != "zenith_session=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0" {
-			t.Fatalf("logout cookies = %q", res.cookies)
+		if len(res.Cookies) != 1 || res.Cookies[0] != "zenith_session=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0" {
+			t.Fatalf("logout cookies = %q", res.Cookies)
 		}
 		if s := e.validateStatus(t, tok); s != 401 {
 			t.Fatalf("token still valid after logout: %d", s)
 		}
-		res = e.do(t, post(jsonBody(t, map[string]any{"action": "logout", "sessionId": tok}), request{}))
-		if res.status != 200 || res.body["success"] != false || res.str("message") != "Session not found" || res.str("code") != "SESSION_NOT_FOUND" {
-			t.Fatalf("second logout: %d %s", res.status, res.raw)
+		res = e.do(t, post(apitest.JSON(t, map[string]any{"action": "logout", "sessionId": tok}), apitest.Request{}))
+		if res.Status != 200 || res.Body["success"] != false || res.Str("message") != "Session not found" || res.Str("code") != "SESSION_NOT_FOUND" {
+			t.Fatalf("second logout: %d %s", res.Status, res.Raw)
 		}
 	})
 	t.Run("logout with header token", func(t *testing.T) {
 		tok2 := e.login(t, masterName, e.masterPassword)
-		res := e.do(t, post(`{"action":"logout"}`, request{headers: bearer(tok2)}))
-		if res.status != 200 || res.body["success"] != true {
-			t.Fatalf("logout: %d %s", res.status, res.raw)
+		res := e.do(t, post(`{"action":"logout"}`, apitest.Request{Headers: apitest.Bearer(tok2)}))
+		if res.Status != 200 || res.Body["success"] != true {
+			t.Fatalf("logout: %d %s", res.Status, res.Raw)
 		}
 		if s := e.validateStatus(t, tok2); s != 401 {
 			t.Fatalf("token still valid after logout: %d", s)
@@ -368,19 +370,19 @@ func TestCookieCSRF(t *testing.T) {
 	tok := e.login(t, masterName, e.masterPassword)
 	cookie := []string{"zenith_session=" + tok}
 	logout := `{"action":"logout"}`
-	res := e.do(t, request{method: http.MethodPost, path: "/api/auth", body: logout, cookies: cookie, headers: map[string]string{"origin": "https://evil.example"}})
-	if res.status != 403 || res.str("code") != "CSRF_REJECTED" {
-		t.Fatalf("foreign origin: %d %s", res.status, res.raw)
+	res := e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth", Body: logout, Cookies: cookie, Headers: map[string]string{"origin": "https://evil.example"}})
+	if res.Status != 403 || res.Str("code") != "CSRF_REJECTED" {
+		t.Fatalf("foreign origin: %d %s", res.Status, res.Raw)
 	}
-	res = e.do(t, request{method: http.MethodPost, path: "/api/auth", body: logout, cookies: cookie})
-	if res.status != 403 || res.str("code") != "CSRF_REJECTED" {
-		t.Fatalf("no origin: %d %s", res.status, res.raw)
+	res = e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth", Body: logout, Cookies: cookie})
+	if res.Status != 403 || res.Str("code") != "CSRF_REJECTED" {
+		t.Fatalf("no origin: %d %s", res.Status, res.Raw)
 	}
 	if s := e.validateStatus(t, tok); s != 200 {
 		t.Fatalf("refused logout ended the session: %d", s)
 	}
-	res = e.do(t, request{method: http.MethodPost, path: "/api/auth", body: logout, cookies: cookie, headers: map[string]string{"origin": allowedOrigin}})
-	if res.status != 200 || res.body["success"] != true {
-		t.Fatalf("allowed origin: %d %s", res.status, res.raw)
+	res = e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth", Body: logout, Cookies: cookie, Headers: map[string]string{"origin": allowedOrigin}})
+	if res.Status != 200 || res.Body["success"] != true {
+		t.Fatalf("allowed origin: %d %s", res.Status, res.Raw)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 )
 
@@ -68,13 +69,13 @@ func BenchmarkValidateTouch(b *testing.B) {
 func BenchmarkValidateRequest(b *testing.B) {
 	e := newEnv(b, quietMetrics)
 	tok := e.login(b, masterName, e.masterPassword)
-	req := request{method: http.MethodGet, path: "/api/auth", headers: bearer(tok)}
+	req := apitest.Request{Method: http.MethodGet, Path: "/api/auth", Headers: apitest.Bearer(tok)}
 	e.calls.Reset()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := e.do(b, req); res.status != 200 {
-			b.Fatalf("validate: %d", res.status)
+		if res := e.do(b, req); res.Status != 200 {
+			b.Fatalf("validate: %d", res.Status)
 		}
 	}
 	b.StopTimer()
@@ -91,8 +92,8 @@ func BenchmarkLogin(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := e.do(b, req); res.status != 200 {
-			b.Fatalf("login: %d", res.status)
+		if res := e.do(b, req); res.Status != 200 {
+			b.Fatalf("login: %d", res.Status)
 		}
 	}
 	b.StopTimer()
@@ -109,8 +110,8 @@ func BenchmarkLoginFailure(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		e.clock.Advance(16 * 60 * 1000000000) // past the counter window: never locked
-		if res := e.do(b, req); res.status != 401 {
-			b.Fatalf("login: %d", res.status)
+		if res := e.do(b, req); res.Status != 401 {
+			b.Fatalf("login: %d", res.Status)
 		}
 	}
 	b.StopTimer()
@@ -135,14 +136,14 @@ func BenchmarkLogout(b *testing.B) {
 	}
 	bodies := make([]string, b.N)
 	for i, tok := range tokens {
-		bodies[i] = jsonBody(b, map[string]any{"action": "logout", "sessionId": tok})
+		bodies[i] = apitest.JSON(b, map[string]any{"action": "logout", "sessionId": tok})
 	}
 	e.calls.Reset()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := e.do(b, request{method: http.MethodPost, path: "/api/auth", body: bodies[i]}); res.status != 200 || res.body["success"] != true {
-			b.Fatalf("logout: %d %s", res.status, res.raw)
+		if res := e.do(b, apitest.Request{Method: http.MethodPost, Path: "/api/auth", Body: bodies[i]}); res.Status != 200 || res.Body["success"] != true {
+			b.Fatalf("logout: %d %s", res.Status, res.Raw)
 		}
 	}
 	b.StopTimer()

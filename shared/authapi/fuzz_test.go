@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
 )
 
@@ -57,21 +58,21 @@ func FuzzAuthPost(f *testing.F) {
 	f.Add(`{"action":"logout","sessionId":"`+admin+`"}`, "", false)
 	f.Add(`{"action":"validate","sessionId":"`+admin+`"}`, "", true)
 	f.Fuzz(func(t *testing.T, body, token string, cookie bool) {
-		req := request{method: http.MethodPost, path: "/api/auth", body: body}
+		req := apitest.Request{Method: http.MethodPost, Path: "/api/auth", Body: body}
 		if token != "" {
 			if cookie {
-				req.cookies = []string{"zenith_session=" + token}
-				req.headers = map[string]string{"origin": allowedOrigin}
+				req.Cookies = []string{"zenith_session=" + token}
+				req.Headers = map[string]string{"origin": allowedOrigin}
 			} else {
-				req.headers = map[string]string{"authorization": "Bearer " + token}
+				req.Headers = map[string]string{"authorization": "Bearer " + token}
 			}
 		}
 		res := e.do(t, req)
-		if res.status < 200 || res.status >= 500 || (res.status >= 300 && res.status < 400) {
-			t.Fatalf("status %d for %q: %s", res.status, body, res.raw)
+		if res.Status < 200 || res.Status >= 500 || (res.Status >= 300 && res.Status < 400) {
+			t.Fatalf("status %d for %q: %s", res.Status, body, res.Raw)
 		}
-		if res.str("requestId") == "" {
-			t.Fatalf("no requestId: %s", res.raw)
+		if res.Str("requestId") == "" {
+			t.Fatalf("no requestId: %s", res.Raw)
 		}
 	})
 }
@@ -89,13 +90,13 @@ func FuzzAuthGet(f *testing.F) {
 		if len(path) == 0 || path[0] != '/' {
 			path = "/" + path
 		}
-		req := request{method: http.MethodGet, path: path, query: map[string]string{"sessionId": query, "cursor": query, "limit": limit}}
+		req := apitest.Request{Method: http.MethodGet, Path: path, Query: map[string]string{"sessionId": query, "cursor": query, "limit": limit}}
 		if token != "" {
-			req.headers = bearer(token)
+			req.Headers = apitest.Bearer(token)
 		}
 		res := e.do(t, req)
-		if res.status < 200 || res.status >= 500 || (res.status >= 300 && res.status < 400) {
-			t.Fatalf("status %d for %q %q: %s", res.status, path, query, res.raw)
+		if res.Status < 200 || res.Status >= 500 || (res.Status >= 300 && res.Status < 400) {
+			t.Fatalf("status %d for %q %q: %s", res.Status, path, query, res.Raw)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
@@ -34,54 +35,54 @@ func TestLockout(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	const attacker, home = "203.0.113.9", "198.51.100.20"
-	fail := func(ip string) response {
+	fail := func(ip string) apitest.Response {
 		req := loginReq(t, masterName, "wrong-password!")
-		req.ip = ip
+		req.SourceIP = ip
 		return e.do(t, req)
 	}
-	right := func(ip string) response {
+	right := func(ip string) apitest.Response {
 		req := loginReq(t, masterName, e.masterPassword)
-		req.ip = ip
+		req.SourceIP = ip
 		return e.do(t, req)
 	}
 	for i := 1; i <= 5; i++ {
-		if res := fail(attacker); res.status != 401 || res.str("code") != "INVALID_CREDENTIALS" {
-			t.Fatalf("failure %d: %d %s", i, res.status, res.raw)
+		if res := fail(attacker); res.Status != 401 || res.Str("code") != "INVALID_CREDENTIALS" {
+			t.Fatalf("failure %d: %d %s", i, res.Status, res.Raw)
 		}
 	}
 	res := right(attacker)
-	if res.status != 429 || res.str("code") != "TOO_MANY_ATTEMPTS" {
-		t.Fatalf("locked pair with the right password: %d %s", res.status, res.raw)
+	if res.Status != 429 || res.Str("code") != "TOO_MANY_ATTEMPTS" {
+		t.Fatalf("locked pair with the right password: %d %s", res.Status, res.Raw)
 	}
-	if ra, err := strconv.Atoi(res.headers["Retry-After"]); err != nil || ra < 1 {
-		t.Fatalf("Retry-After = %q", res.headers["Retry-After"])
+	if ra, err := strconv.Atoi(res.Headers["Retry-After"]); err != nil || ra < 1 {
+		t.Fatalf("Retry-After = %q", res.Headers["Retry-After"])
 	}
 	failedBefore := e.events.count("failed_login")
-	if res := fail(attacker); res.status != 429 {
-		t.Fatalf("locked pair with a wrong password: %d", res.status)
+	if res := fail(attacker); res.Status != 429 {
+		t.Fatalf("locked pair with a wrong password: %d", res.Status)
 	}
 	if e.events.count("failed_login") != failedBefore {
 		t.Fatal("a refused attempt was counted as a failure")
 	}
 	// Another address is not affected.
-	if res := right(home); res.status != 200 {
-		t.Fatalf("login from another IP: %d %s", res.status, res.raw)
+	if res := right(home); res.Status != 200 {
+		t.Fatalf("login from another IP: %d %s", res.Status, res.Raw)
 	}
 	// The first lock is 1 s: just before it ends still refused, after it accepted.
 	e.clock.Advance(999 * time.Millisecond)
-	if res := right(attacker); res.status != 429 {
-		t.Fatalf("before the lock ended: %d", res.status)
+	if res := right(attacker); res.Status != 429 {
+		t.Fatalf("before the lock ended: %d", res.Status)
 	}
 	e.clock.Advance(2 * time.Millisecond)
-	if res := right(attacker); res.status != 200 {
-		t.Fatalf("after the lock ended: %d %s", res.status, res.raw)
+	if res := right(attacker); res.Status != 200 {
+		t.Fatalf("after the lock ended: %d %s", res.Status, res.Raw)
 	}
 	// The success reset the pair: 4 failures do not lock again.
 	for i := 0; i < 4; i++ {
 		fail(attacker)
 	}
-	if res := right(attacker); res.status != 200 {
-		t.Fatalf("after reset, 4 failures locked: %d", res.status)
+	if res := right(attacker); res.Status != 200 {
+		t.Fatalf("after reset, 4 failures locked: %d", res.Status)
 	}
 }
 
@@ -91,9 +92,9 @@ func TestLockoutDoubles(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	const ip = "2001:db8:1:2:3:4:5:6"
-	try := func(user string, ipAddr string) response {
+	try := func(user string, ipAddr string) apitest.Response {
 		req := loginReq(t, user, "wrong-password!")
-		req.ip = ipAddr
+		req.SourceIP = ipAddr
 		return e.do(t, req)
 	}
 	for i := 0; i < 5; i++ {
@@ -102,26 +103,26 @@ func TestLockoutDoubles(t *testing.T) {
 	want := []int{1, 2, 4, 8}
 	for _, w := range want {
 		res := try("ghost_user", ip)
-		if res.status != 429 || res.headers["Retry-After"] != strconv.Itoa(w) {
-			t.Fatalf("want a %d s lock: %d Retry-After=%q", w, res.status, res.headers["Retry-After"])
+		if res.Status != 429 || res.Headers["Retry-After"] != strconv.Itoa(w) {
+			t.Fatalf("want a %d s lock: %d Retry-After=%q", w, res.Status, res.Headers["Retry-After"])
 		}
 		e.clock.Advance(time.Duration(w) * time.Second)
-		if res := try("ghost_user", ip); res.status != 401 {
-			t.Fatalf("after the %d s lock: %d", w, res.status)
+		if res := try("ghost_user", ip); res.Status != 401 {
+			t.Fatalf("after the %d s lock: %d", w, res.Status)
 		}
 	}
 	// The same /64 is the same client; another /64 is not.
-	if res := try("ghost_user", "2001:db8:1:2:ffff::1"); res.status != 429 {
-		t.Fatalf("same /64: %d", res.status)
+	if res := try("ghost_user", "2001:db8:1:2:ffff::1"); res.Status != 429 {
+		t.Fatalf("same /64: %d", res.Status)
 	}
-	if res := try("ghost_user", "2001:db8:1:3::1"); res.status != 401 {
-		t.Fatalf("other /64: %d", res.status)
+	if res := try("ghost_user", "2001:db8:1:3::1"); res.Status != 401 {
+		t.Fatalf("other /64: %d", res.Status)
 	}
 	// Counters expire 15 min after the last failure.
 	e.clock.Advance(16 * time.Minute)
 	for i := 0; i < 4; i++ {
-		if res := try("ghost_user", ip); res.status != 401 {
-			t.Fatalf("after expiry, failure %d: %d", i+1, res.status)
+		if res := try("ghost_user", ip); res.Status != 401 {
+			t.Fatalf("after expiry, failure %d: %d", i+1, res.Status)
 		}
 	}
 }
@@ -143,7 +144,7 @@ func TestRehashOnLogin(t *testing.T) {
 	weak := passwords.Params{Memory: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	us := users.New(e.env.Client, e.env.Tables.Users, e.clock, nil)
 	us.SetPasswordParams(weak)
-	pw := randomPassword(t)
+	pw := apitest.RandomPassword(t)
 	if _, err := us.Create(ctx, users.Actor{Username: "test"}, users.NewUser{Username: "old_hash", Password: pw, Role: users.RoleStaffTester}); err != nil {
 		t.Fatal(err)
 	}
@@ -169,9 +170,9 @@ func TestRestartSurvival(t *testing.T) {
 	e := newEnv(t, nil)
 	tok := e.login(t, masterName, e.masterPassword)
 	_, app2 := e.start(t) // a new cold start on the same tables
-	res := handle(t, app2, request{method: http.MethodGet, path: "/api/auth", headers: bearer(tok)})
-	if res.status != 200 || res.get("session.user.username") != masterName {
-		t.Fatalf("after restart: %d %s", res.status, res.raw)
+	res := apitest.Do(t, app2.Handle, apitest.Request{Method: http.MethodGet, Path: "/api/auth", Headers: apitest.Bearer(tok)}.Event())
+	if res.Status != 200 || res.Get("session.user.username") != masterName {
+		t.Fatalf("after restart: %d %s", res.Status, res.Raw)
 	}
 }
 
@@ -234,9 +235,9 @@ func TestExpiryOnRead(t *testing.T) {
 // create exactly one master user and one copy of each role.
 func TestConcurrentFirstStarts(t *testing.T) {
 	t.Parallel()
-	password := randomPassword(t)
+	password := apitest.RandomPassword(t)
 	env := dynamotest.New(t, "auth", baseOverrides(password))
-	fake := clock.NewFake(epoch)
+	fake := clock.NewFake(apitest.Epoch)
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := 0; i < 20; i++ {
@@ -290,8 +291,8 @@ func TestConcurrentFirstStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := handle(t, app, loginReq(t, masterName, password)); res.status != 200 {
-		t.Fatalf("login after concurrent starts: %d %s", res.status, res.raw)
+	if res := apitest.Do(t, app.Handle, loginReq(t, masterName, password).Event()); res.Status != 200 {
+		t.Fatalf("login after concurrent starts: %d %s", res.Status, res.Raw)
 	}
 }
 
@@ -347,15 +348,15 @@ func TestNoSecretsAtRest(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	admin := e.login(t, masterName, e.masterPassword)
-	pw := randomPassword(t)
+	pw := apitest.RandomPassword(t)
 	e.createUser(t, admin, "scan_user", pw, "staff_tester")
 	userTok := e.login(t, "scan_user", pw)
-	newPw := randomPassword(t)
-	if r := e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/scan_user", headers: bearer(admin), body: jsonBody(t, map[string]any{"password": newPw})}); r.status != 200 {
-		t.Fatalf("patch: %d", r.status)
+	newPw := apitest.RandomPassword(t)
+	if r := e.do(t, apitest.Request{Method: http.MethodPatch, Path: "/api/auth/users/scan_user", Headers: apitest.Bearer(admin), Body: apitest.JSON(t, map[string]any{"password": newPw})}); r.Status != 200 {
+		t.Fatalf("patch: %d", r.Status)
 	}
 	e.login(t, "scan_user", newPw)
-	wrong := "typo-" + randomPassword(t)
+	wrong := "typo-" + apitest.RandomPassword(t)
 	e.do(t, loginReq(t, "scan_user", wrong))
 	e.do(t, loginReq(t, "no_such_user", wrong))
 	e.validateStatus(t, admin)

@@ -5,34 +5,36 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 )
 
 func TestStaffUserRoutes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	admin := e.login(t, masterName, e.masterPassword)
-	h := bearer(admin)
-	pw := randomPassword(t)
+	h := apitest.Bearer(admin)
+	pw := apitest.RandomPassword(t)
 
 	t.Run("create", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodPost, path: "/api/auth/users", headers: h,
-			body: jsonBody(t, map[string]any{"username": "Carol_1", "password": pw, "role": "staff_tester", "name": "Carol"})})
-		if res.status != 201 || res.body["success"] != true {
-			t.Fatalf("%d %s", res.status, res.raw)
+		res := e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth/users", Headers: h,
+			Body: apitest.JSON(t, map[string]any{"username": "Carol_1", "password": pw, "role": "staff_tester", "name": "Carol"})})
+		if res.Status != 201 || res.Body["success"] != true {
+			t.Fatalf("%d %s", res.Status, res.Raw)
 		}
-		u, _ := res.body["user"].(map[string]any)
+		u, _ := res.Body["user"].(map[string]any)
 		if u["username"] != "Carol_1" || u["role"] != "staff_tester" || u["name"] != "Carol" || u["active"] != true {
 			t.Fatalf("user = %v", u)
 		}
-		if strings.Contains(res.raw, pw) || strings.Contains(res.raw, "argon2") {
+		if strings.Contains(res.Raw, pw) || strings.Contains(res.Raw, "argon2") {
 			t.Fatal("create response leaks the password or hash")
 		}
 	})
 	t.Run("name defaults to username", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodPost, path: "/api/auth/users", headers: h,
-			body: jsonBody(t, map[string]any{"username": "dave_1", "password": pw, "role": "staff_tester"})})
-		if res.status != 201 || res.get("user.name") != "dave_1" {
-			t.Fatalf("%d %s", res.status, res.raw)
+		res := e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth/users", Headers: h,
+			Body: apitest.JSON(t, map[string]any{"username": "dave_1", "password": pw, "role": "staff_tester"})})
+		if res.Status != 201 || res.Get("user.name") != "dave_1" {
+			t.Fatalf("%d %s", res.Status, res.Raw)
 		}
 	})
 	createCases := []struct {
@@ -42,19 +44,19 @@ func TestStaffUserRoutes(t *testing.T) {
 		code    string
 		details []string
 	}{
-		{"duplicate other case", jsonBody(t, map[string]any{"username": "CAROL_1", "password": pw, "role": "staff_tester"}), 409, "USER_EXISTS", nil},
-		{"duplicate master", jsonBody(t, map[string]any{"username": strings.ToLower(masterName), "password": pw, "role": "master_admin"}), 409, "USER_EXISTS", nil},
-		{"unknown role", jsonBody(t, map[string]any{"username": "erin_1", "password": pw, "role": "superuser"}), 400, "VALIDATION_ERROR", []string{"Role does not exist"}},
+		{"duplicate other case", apitest.JSON(t, map[string]any{"username": "CAROL_1", "password": pw, "role": "staff_tester"}), 409, "USER_EXISTS", nil},
+		{"duplicate master", apitest.JSON(t, map[string]any{"username": strings.ToLower(masterName), "password": pw, "role": "master_admin"}), 409, "USER_EXISTS", nil},
+		{"unknown role", apitest.JSON(t, map[string]any{"username": "erin_1", "password": pw, "role": "superuser"}), 400, "VALIDATION_ERROR", []string{"Role does not exist"}},
 		{"missing all", `{}`, 400, "VALIDATION_ERROR", []string{"Username is required", "Password is required", "Role is required"}},
-		{"bad name", jsonBody(t, map[string]any{"username": "erin_1", "password": pw, "role": "staff_tester", "name": "  "}), 400, "VALIDATION_ERROR", []string{"Name must be between 1 and 100 characters"}},
-		{"control name", jsonBody(t, map[string]any{"username": "erin_1", "password": pw, "role": "staff_tester", "name": "a\u0007b"}), 400, "VALIDATION_ERROR", []string{"Name must not contain control characters"}},
+		{"bad name", apitest.JSON(t, map[string]any{"username": "erin_1", "password": pw, "role": "staff_tester", "name": "  "}), 400, "VALIDATION_ERROR", []string{"Name must be between 1 and 100 characters"}},
+		{"control name", apitest.JSON(t, map[string]any{"username": "erin_1", "password": pw, "role": "staff_tester", "name": "a\u0007b"}), 400, "VALIDATION_ERROR", []string{"Name must not contain control characters"}},
 		{"unknown field", `{"username":"erin_1","password":"12345678","role":"staff_tester","admin":true}`, 400, "VALIDATION_ERROR", []string{`unknown field "admin"`}},
 		{"empty", ``, 400, "EMPTY_BODY", nil},
 		{"not json", `nope`, 400, "JSON_PARSE_ERROR", nil},
 	}
 	for _, tc := range createCases {
 		t.Run("create "+tc.name, func(t *testing.T) {
-			res := e.do(t, request{method: http.MethodPost, path: "/api/auth/users", headers: h, body: tc.body})
+			res := e.do(t, apitest.Request{Method: http.MethodPost, Path: "/api/auth/users", Headers: h, Body: tc.body})
 			checkError(t, res, tc.status, tc.code, tc.details)
 		})
 	}
@@ -67,11 +69,11 @@ func TestStaffUserRoutes(t *testing.T) {
 			if cursor != "" {
 				q["cursor"] = cursor
 			}
-			res := e.do(t, request{method: http.MethodGet, path: "/api/auth/users", headers: h, query: q})
-			if res.status != 200 {
-				t.Fatalf("%d %s", res.status, res.raw)
+			res := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth/users", Headers: h, Query: q})
+			if res.Status != 200 {
+				t.Fatalf("%d %s", res.Status, res.Raw)
 			}
-			list, _ := res.body["users"].([]any)
+			list, _ := res.Body["users"].([]any)
 			if len(list) > 1 {
 				t.Fatalf("page of %d with limit 1", len(list))
 			}
@@ -82,7 +84,7 @@ func TestStaffUserRoutes(t *testing.T) {
 					t.Fatal("listing shows the hash")
 				}
 			}
-			cursor = res.str("cursor")
+			cursor = res.Str("cursor")
 			if cursor == "" {
 				break
 			}
@@ -101,7 +103,7 @@ func TestStaffUserRoutes(t *testing.T) {
 		"cursor key":  {"cursor": "eyJwayI6InNlc3Npb24jeCJ9"}, // {"pk":"session#x"}
 	} {
 		t.Run("list "+name, func(t *testing.T) {
-			res := e.do(t, request{method: http.MethodGet, path: "/api/auth/users", headers: h, query: q})
+			res := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/auth/users", Headers: h, Query: q})
 			checkError(t, res, 400, "VALIDATION_ERROR", nil)
 		})
 	}
@@ -127,58 +129,58 @@ func TestStaffUserRoutes(t *testing.T) {
 	}
 	for _, tc := range patchCases {
 		t.Run("patch "+tc.name, func(t *testing.T) {
-			res := e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/" + tc.user, headers: h, body: tc.body})
+			res := e.do(t, apitest.Request{Method: http.MethodPatch, Path: "/api/auth/users/" + tc.user, Headers: h, Body: tc.body})
 			checkError(t, res, tc.status, tc.code, tc.details)
 		})
 	}
 	t.Run("delete last admin", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodDelete, path: "/api/auth/users/" + strings.ToLower(masterName), headers: h})
+		res := e.do(t, apitest.Request{Method: http.MethodDelete, Path: "/api/auth/users/" + strings.ToLower(masterName), Headers: h})
 		checkError(t, res, 409, "LAST_ADMIN", nil)
 	})
 	t.Run("delete unknown", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodDelete, path: "/api/auth/users/nobody_1", headers: h})
+		res := e.do(t, apitest.Request{Method: http.MethodDelete, Path: "/api/auth/users/nobody_1", Headers: h})
 		checkError(t, res, 404, "NOT_FOUND", nil)
 	})
 	t.Run("name change keeps sessions", func(t *testing.T) {
 		carol := e.login(t, "carol_1", pw)
-		res := e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/carol_1", headers: h, body: `{"name":"Carol B"}`})
-		if res.status != 200 || res.get("user.name") != "Carol B" || res.body["sessionsEnded"] != false {
-			t.Fatalf("%d %s", res.status, res.raw)
+		res := e.do(t, apitest.Request{Method: http.MethodPatch, Path: "/api/auth/users/carol_1", Headers: h, Body: `{"name":"Carol B"}`})
+		if res.Status != 200 || res.Get("user.name") != "Carol B" || res.Body["sessionsEnded"] != false {
+			t.Fatalf("%d %s", res.Status, res.Raw)
 		}
 		if s := e.validateStatus(t, carol); s != 200 {
 			t.Fatalf("a name change ended the session: %d", s)
 		}
 	})
 	t.Run("second admin lifts the rule", func(t *testing.T) {
-		res := e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/Carol_1", headers: h, body: `{"role":"master_admin"}`})
-		if res.status != 200 || res.body["sessionsEnded"] != true {
-			t.Fatalf("promote: %d %s", res.status, res.raw)
+		res := e.do(t, apitest.Request{Method: http.MethodPatch, Path: "/api/auth/users/Carol_1", Headers: h, Body: `{"role":"master_admin"}`})
+		if res.Status != 200 || res.Body["sessionsEnded"] != true {
+			t.Fatalf("promote: %d %s", res.Status, res.Raw)
 		}
-		res = e.do(t, request{method: http.MethodPatch, path: "/api/auth/users/" + masterName, headers: h, body: `{"role":"staff_tester"}`})
-		if res.status != 200 {
-			t.Fatalf("demote with a second admin: %d %s", res.status, res.raw)
+		res = e.do(t, apitest.Request{Method: http.MethodPatch, Path: "/api/auth/users/" + masterName, Headers: h, Body: `{"role":"staff_tester"}`})
+		if res.Status != 200 {
+			t.Fatalf("demote with a second admin: %d %s", res.Status, res.Raw)
 		}
 		// The master's own session ended with the role change; Carol is now the last admin.
 		if s := e.validateStatus(t, admin); s != 401 {
 			t.Fatalf("demoted admin's session still valid: %d", s)
 		}
 		carol := e.login(t, "carol_1", pw)
-		res = e.do(t, request{method: http.MethodDelete, path: "/api/auth/users/carol_1", headers: bearer(carol)})
+		res = e.do(t, apitest.Request{Method: http.MethodDelete, Path: "/api/auth/users/carol_1", Headers: apitest.Bearer(carol)})
 		checkError(t, res, 409, "LAST_ADMIN", nil)
 	})
 }
 
-func checkError(t *testing.T, res response, status int, code string, details []string) {
+func checkError(t *testing.T, res apitest.Response, status int, code string, details []string) {
 	t.Helper()
-	if res.status != status || res.str("code") != code {
-		t.Fatalf("got %d %s, want %d %s: %s", res.status, res.str("code"), status, code, res.raw)
+	if res.Status != status || res.Str("code") != code {
+		t.Fatalf("got %d %s, want %d %s: %s", res.Status, res.Str("code"), status, code, res.Raw)
 	}
-	if res.body["success"] != false || res.str("error") == "" {
-		t.Fatalf("not the standard error envelope: %s", res.raw)
+	if res.Body["success"] != false || res.Str("error") == "" {
+		t.Fatalf("not the standard error envelope: %s", res.Raw)
 	}
 	if details != nil {
 		var got []string
-		for _, d := range res.body["details"].([]any) {
+		for _, d := range res.Body["details"].([]any) {
 			got = append(got, d.(string))
 		}
 		if !reflect.DeepEqual(got, details) {
@@ -193,8 +195,8 @@ func TestRevocation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	admin := e.login(t, masterName, e.masterPassword)
-	h := bearer(admin)
-	pw := randomPassword(t)
+	h := apitest.Bearer(admin)
+	pw := apitest.RandomPassword(t)
 	e.createUser(t, admin, "victim_1", pw, "staff_tester")
 	tests := []struct {
 		name   string
@@ -204,8 +206,8 @@ func TestRevocation(t *testing.T) {
 	}{
 		{"role change", http.MethodPatch, `{"role":"master_admin"}`, pw},
 		{"role change back", http.MethodPatch, `{"role":"staff_tester"}`, pw},
-		{"password change", http.MethodPatch, jsonBody(t, map[string]any{"password": pw + "-new"}), pw + "-new"},
-		{"same password set again", http.MethodPatch, jsonBody(t, map[string]any{"password": pw + "-new"}), pw + "-new"},
+		{"password change", http.MethodPatch, apitest.JSON(t, map[string]any{"password": pw + "-new"}), pw + "-new"},
+		{"same password set again", http.MethodPatch, apitest.JSON(t, map[string]any{"password": pw + "-new"}), pw + "-new"},
 		{"deactivation", http.MethodDelete, "", ""},
 	}
 	current := pw
@@ -216,9 +218,9 @@ func TestRevocation(t *testing.T) {
 			if s := e.validateStatus(t, tok); s != 200 {
 				t.Fatalf("fresh session invalid: %d", s)
 			}
-			res := e.do(t, request{method: tc.method, path: "/api/auth/users/victim_1", headers: h, body: tc.body})
-			if res.status != 200 {
-				t.Fatalf("%s: %d %s", tc.name, res.status, res.raw)
+			res := e.do(t, apitest.Request{Method: tc.method, Path: "/api/auth/users/victim_1", Headers: h, Body: tc.body})
+			if res.Status != 200 {
+				t.Fatalf("%s: %d %s", tc.name, res.Status, res.Raw)
 			}
 			for _, tk := range []string{tok, other} {
 				if s := e.validateStatus(t, tk); s != 401 {
@@ -228,8 +230,8 @@ func TestRevocation(t *testing.T) {
 			if tc.next != "" {
 				current = tc.next
 				if tc.next != pw {
-					if r := e.do(t, loginReq(t, "victim_1", pw)); r.status != 401 {
-						t.Fatalf("old password still works: %d", r.status)
+					if r := e.do(t, loginReq(t, "victim_1", pw)); r.Status != 401 {
+						t.Fatalf("old password still works: %d", r.Status)
 					}
 				}
 			}

@@ -106,7 +106,7 @@ func (a *App) now() time.Time {
 
 func (a *App) logger() *slog.Logger {
 	if a.Logger == nil {
-		a.Logger = lambdacontext.NewLogger()
+		a.Logger = lambdacontext.NewLogger().With("function", a.Function)
 	}
 	return a.Logger
 }
@@ -293,7 +293,7 @@ func (a *App) parse(ctx context.Context, ev events.APIGatewayV2HTTPRequest) *Req
 			}
 		}
 	}
-	r.Logger = a.logger().With("apiRequestId", r.RequestID, "lambdaRequestId", r.LambdaRequestID, "function", a.Function)
+	r.Logger = a.logger().With("apiRequestId", r.RequestID, "lambdaRequestId", r.LambdaRequestID)
 
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {

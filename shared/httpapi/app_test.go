@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
@@ -101,23 +102,8 @@ func newApp(env httpapi.Envelope, rec *recorder) *httpapi.App {
 }
 
 func event(method, path, body string) events.APIGatewayV2HTTPRequest {
-	return events.APIGatewayV2HTTPRequest{
-		Version: "2.0", RawPath: path, Body: body,
-		Headers: map[string]string{"content-type": "application/json"},
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			RequestID: "req-1",
-			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path, SourceIP: "203.0.113.9"},
-		},
-	}
-}
-
-func decode(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %q", err, s)
-	}
-	return m
+	return apitest.Request{Method: method, Path: path, Body: body, Headers: map[string]string{"content-type": "application/json"},
+		SourceIP: "203.0.113.9", RequestID: "req-1"}.Event()
 }
 
 func TestRequestLayerErrors(t *testing.T) {
@@ -202,7 +188,7 @@ func TestRequestLayerErrors(t *testing.T) {
 				if resp.StatusCode != tc.status {
 					t.Fatalf("status %d, want %d; body %s", resp.StatusCode, tc.status, resp.Body)
 				}
-				body := decode(t, resp.Body)
+				body := apitest.Read(t, resp).Body
 				if body["code"] != tc.code {
 					t.Errorf("code %v, want %s", body["code"], tc.code)
 				}
@@ -294,7 +280,7 @@ func TestRequestLayerSuccess(t *testing.T) {
 			if err != nil || resp.StatusCode != 200 {
 				t.Fatalf("got %d %v: %s", resp.StatusCode, err, resp.Body)
 			}
-			body := decode(t, resp.Body)
+			body := apitest.Read(t, resp).Body
 			for k, v := range tc.expect {
 				if body[k] != v {
 					t.Errorf("%s = %v, want %v", k, body[k], v)
@@ -315,7 +301,7 @@ func TestLimiterRunsBeforeRoutingAndHeadersStay(t *testing.T) {
 	if resp.StatusCode != 429 || lim.calls != 1 {
 		t.Fatalf("status %d calls %d, want 429 after one limiter call", resp.StatusCode, lim.calls)
 	}
-	body := decode(t, resp.Body)
+	body := apitest.Read(t, resp).Body
 	if body["code"] != "RATE_LIMIT" || body["severity"] != "low" || body["error"] != true {
 		t.Errorf("deny body %v", body)
 	}
@@ -334,7 +320,7 @@ func TestRequestIDGeneratedLocally(t *testing.T) {
 	ev.RequestContext.RequestID = ""
 	resp, _ := newApp(httpapi.EnvelopeStandard, &recorder{}).Handle(context.Background(), ev)
 	id := resp.Headers["X-Request-ID"]
-	if len(id) != 32 || decode(t, resp.Body)["requestId"] != id {
+	if len(id) != 32 || apitest.Read(t, resp).Body["requestId"] != id {
 		t.Errorf("generated id %q, body %s", id, resp.Body)
 	}
 }

@@ -72,18 +72,7 @@ func BenchmarkHistoryCalls(b *testing.B) {
 		})
 	}
 	b.Run("cloudwatch", func(b *testing.B) {
-		srv := cloudwatchtest.NewServer(func(r cloudwatchtest.Request) ([]cloudwatchtest.Result, string) {
-			var res []cloudwatchtest.Result
-			for _, id := range []string{"requests", "errors", "latency"} {
-				out := cloudwatchtest.Result{ID: id}
-				for t := r.StartTime; t.Before(r.EndTime); t = t.Add(time.Minute) {
-					out.Timestamps = append(out.Timestamps, t)
-					out.Values = append(out.Values, 3)
-				}
-				res = append(res, out)
-			}
-			return res, ""
-		})
+		srv := cloudwatchtest.NewServer(everyMinute(3))
 		defer srv.Close()
 		h := metrics.NewCloudWatchHistory(newCloudWatch(srv.URL), metrics.Namespace, functions)
 		b.ResetTimer()

@@ -170,18 +170,7 @@ func TestCloudWatchHistoryCallsFor168Hours(t *testing.T) {
 	from := time.Date(2026, 11, 19, 10, 0, 0, 0, time.UTC)
 	to := from.Add(168 * time.Hour)
 	// A full answer: every minute of every series (3 × 10,080 points, within one call's 100,800).
-	srv := cloudwatchtest.NewServer(func(r cloudwatchtest.Request) ([]cloudwatchtest.Result, string) {
-		var res []cloudwatchtest.Result
-		for _, id := range []string{"requests", "errors", "latency"} {
-			out := cloudwatchtest.Result{ID: id}
-			for t := r.StartTime; t.Before(r.EndTime); t = t.Add(time.Minute) {
-				out.Timestamps = append(out.Timestamps, t)
-				out.Values = append(out.Values, 1)
-			}
-			res = append(res, out)
-		}
-		return res, ""
-	})
+	srv := cloudwatchtest.NewServer(everyMinute(1))
 	defer srv.Close()
 	h := metrics.NewCloudWatchHistory(newCloudWatch(srv.URL), metrics.Namespace, functions)
 	ms, err := h.Minutes(context.Background(), from, to)
@@ -190,5 +179,22 @@ func TestCloudWatchHistoryCallsFor168Hours(t *testing.T) {
 	}
 	if len(ms) != 168*60 || len(srv.Requests()) != 1 {
 		t.Errorf("minutes = %d, calls = %d; want 10080 minutes in 1 call", len(ms), len(srv.Requests()))
+	}
+}
+
+// everyMinute answers a query with value v at every minute of its range, on
+// each of the three series.
+func everyMinute(v float64) func(cloudwatchtest.Request) ([]cloudwatchtest.Result, string) {
+	return func(r cloudwatchtest.Request) ([]cloudwatchtest.Result, string) {
+		var res []cloudwatchtest.Result
+		for _, id := range []string{"requests", "errors", "latency"} {
+			out := cloudwatchtest.Result{ID: id}
+			for t := r.StartTime; t.Before(r.EndTime); t = t.Add(time.Minute) {
+				out.Timestamps = append(out.Timestamps, t)
+				out.Values = append(out.Values, v)
+			}
+			res = append(res, out)
+		}
+		return res, ""
 	}
 }

@@ -44,11 +44,11 @@ func evaluate(t *testing.T, h *harness) monitorapi.EvaluationResult {
 func alertList(t *testing.T, h *harness) []map[string]any {
 	t.Helper()
 	r := h.get(map[string]string{"endpoint": "alerts"}, h.watcher)
-	if r.status != 200 || r.body["timestamp"] == nil {
-		t.Fatalf("alerts: %d %s", r.status, r.raw)
+	if r.Status != 200 || r.Body["timestamp"] == nil {
+		t.Fatalf("alerts: %d %s", r.Status, r.Raw)
 	}
 	var out []map[string]any
-	for _, a := range field(t, r.body, "alerts").([]any) {
+	for _, a := range field(t, r.Body, "alerts").([]any) {
 		out = append(out, a.(map[string]any))
 	}
 	return out
@@ -112,8 +112,8 @@ func TestScheduledEvaluationRaisesOnceAcknowledgesAndResolves(t *testing.T) {
 	if byRule[alerts.RuleFailedLogins]["level"] != "critical" || byRule[alerts.RuleFailedRequests]["level"] != "warning" {
 		t.Errorf("levels: %v", list)
 	}
-	if o := h.get(nil, h.watcher); len(field(t, o.body, "alerts").([]any)) != 2 {
-		t.Errorf("overview alerts: %s", o.raw)
+	if o := h.get(nil, h.watcher); len(field(t, o.Body, "alerts").([]any)) != 2 {
+		t.Errorf("overview alerts: %s", o.Raw)
 	}
 
 	// Acknowledge twice: the same acknowledged alert.
@@ -122,19 +122,19 @@ func TestScheduledEvaluationRaisesOnceAcknowledgesAndResolves(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		h.fake.Advance(time.Second)
 		r := h.post("/api/system-monitor/alerts/"+id+"/acknowledge", "", h.watcher)
-		if r.status != 200 || r.body["success"] != true {
-			t.Fatalf("acknowledge %d: %d %s", i, r.status, r.raw)
+		if r.Status != 200 || r.Body["success"] != true {
+			t.Fatalf("acknowledge %d: %d %s", i, r.Status, r.Raw)
 		}
-		acks = append(acks, field(t, r.body, "alert").(map[string]any))
+		acks = append(acks, field(t, r.Body, "alert").(map[string]any))
 	}
 	if acks[0]["acknowledged"] != true || field(t, acks[0], "metadata", "acknowledgedAt") != field(t, acks[1], "metadata", "acknowledgedAt") {
 		t.Errorf("acknowledgements differ: %v / %v", acks[0], acks[1])
 	}
-	if r := h.post("/api/system-monitor/alerts/error_rate-60/acknowledge", "", h.watcher); r.status != 404 || r.body["code"] != "NOT_FOUND" || r.body["success"] != false {
-		t.Errorf("unknown id: %d %s", r.status, r.raw)
+	if r := h.post("/api/system-monitor/alerts/error_rate-60/acknowledge", "", h.watcher); r.Status != 404 || r.Body["code"] != "NOT_FOUND" || r.Body["success"] != false {
+		t.Errorf("unknown id: %d %s", r.Status, r.Raw)
 	}
-	if r := h.post("/api/system-monitor/alerts/%2e%2e/acknowledge", "", h.watcher); r.status != 404 {
-		t.Errorf("malformed id: %d %s", r.status, r.raw)
+	if r := h.post("/api/system-monitor/alerts/%2e%2e/acknowledge", "", h.watcher); r.Status != 404 {
+		t.Errorf("malformed id: %d %s", r.Status, r.Raw)
 	}
 	if got := alertList(t, h); len(got) != 2 {
 		t.Errorf("a firing alert stays listed after acknowledgement: %v", got)
@@ -167,7 +167,7 @@ func TestMemoryRule(t *testing.T) {
 			}
 		}
 		m := h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
-		if v := field(t, m.body, "resources", "memoryUsage"); v != nil {
+		if v := field(t, m.Body, "resources", "memoryUsage"); v != nil {
 			t.Errorf("memoryUsage = %v, want null", v)
 		}
 		if len(alertList(t, h)) != 0 {
@@ -184,7 +184,7 @@ func TestMemoryRule(t *testing.T) {
 			t.Errorf("alerts = %v", list)
 		}
 		m := h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
-		if v := num(t, m.body, "resources", "memoryUsage"); v <= 1 {
+		if v := num(t, m.Body, "resources", "memoryUsage"); v <= 1 {
 			t.Errorf("memoryUsage = %v", v)
 		}
 	})
@@ -202,12 +202,12 @@ func TestRealtimeOffReportsNullRequestFigures(t *testing.T) {
 		{"requests", "total"}, {"requests", "rate"}, {"performance", "errorRate"}, {"performance", "availability"},
 		{"traffic", "currentLoad"}, {"traffic", "peakLoad"}, {"resources", "activeConnections"},
 	} {
-		if v := field(t, m.body, p...); v != nil {
+		if v := field(t, m.Body, p...); v != nil {
 			t.Errorf("%v = %v, want null with METRICS_REALTIME=off", p, v)
 		}
 	}
 	o := h.get(nil, h.watcher)
-	if got := num(t, o.body, "overview", "healthScore"); got != 100 {
+	if got := num(t, o.Body, "overview", "healthScore"); got != 100 {
 		t.Errorf("null inputs must take no deduction: score %v", got)
 	}
 	rules := map[string]alerts.Action{}
@@ -266,8 +266,8 @@ func TestFailedLoginsThroughTheAuthFunctionRaiseTheCriticalAlert(t *testing.T) {
 	h.fake.Set(minuteM.Add(time.Second))
 	for i := 0; i < 6; i++ {
 		r := call(t, auth, event("POST", "/api/auth", nil, `{"action":"login","username":"watcher","password":"wrong-password-`+strings.Repeat("x", i)+`"}`, "", int64(i)))
-		if r.status != 401 || r.body["code"] != "INVALID_CREDENTIALS" {
-			t.Fatalf("login %d: %d %s", i, r.status, r.raw)
+		if r.Status != 401 || r.Body["code"] != "INVALID_CREDENTIALS" {
+			t.Fatalf("login %d: %d %s", i, r.Status, r.Raw)
 		}
 		h.fake.Advance(5 * time.Second) // past each lockout step
 	}

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
@@ -61,10 +62,7 @@ type harness struct {
 func newHarness(t *testing.T, overrides map[string]string, opts ...monitorapi.Option) *harness {
 	t.Helper()
 	// Sessions outlive the clock moves of the tests (up to 8 days).
-	all := map[string]string{"SESSION_TTL": "2592000", "SESSION_MAX_LIFETIME": "2592000"}
-	for k, v := range overrides {
-		all[k] = v
-	}
+	all := apitest.Merge(map[string]string{"SESSION_TTL": "2592000", "SESSION_MAX_LIFETIME": "2592000"}, overrides)
 	calls := &store.CallCounter{}
 	env := dynamotest.New(t, "system-monitor", all)
 	h := &harness{t: t, env: env, fake: clock.NewFake(minuteM), calls: calls, emf: &bytes.Buffer{}}
@@ -124,56 +122,38 @@ func (h *harness) login(username, role string) string {
 	return token
 }
 
-type response struct {
-	status  int
-	headers map[string]string
-	body    map[string]any
-	raw     string
-}
-
+// event is a request to the monitor app as HTTP API sends it; id is its request id.
 func event(method, path string, query map[string]string, body, token string, id int64) events.APIGatewayV2HTTPRequest {
 	headers := map[string]string{"content-type": "application/json"}
 	if token != "" {
 		headers["authorization"] = "Bearer " + token
 	}
-	raw := url.Values{}
-	for k, v := range query {
-		raw.Set(k, v)
-	}
-	return events.APIGatewayV2HTTPRequest{
-		Version: "2.0", RouteKey: "ANY " + path, RawPath: path, RawQueryString: raw.Encode(),
-		QueryStringParameters: query, Headers: headers, Body: body,
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			RequestID: "req-" + strconv.FormatInt(id, 10),
-			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path, SourceIP: "198.51.100.7"},
-		},
-	}
+	return apitest.Request{Method: method, Path: path, Query: query, Headers: headers, Body: body,
+		RequestID: "req-" + strconv.FormatInt(id, 10)}.Event()
 }
 
-func call(t *testing.T, app *httpapi.App, ev events.APIGatewayV2HTTPRequest) response {
+// call invokes app with ev; the body keeps its numbers as json.Number (see num).
+func call(t *testing.T, app *httpapi.App, ev events.APIGatewayV2HTTPRequest) apitest.Response {
 	t.Helper()
-	out, err := app.Handle(context.Background(), ev)
-	if err != nil {
-		t.Fatalf("Handle returned an error: %v", err)
-	}
-	r := response{status: out.StatusCode, headers: out.Headers, raw: out.Body}
-	dec := json.NewDecoder(bytes.NewReader([]byte(out.Body)))
+	r := apitest.Do(t, app.Handle, ev)
+	r.Body = nil
+	dec := json.NewDecoder(strings.NewReader(r.Raw))
 	dec.UseNumber()
-	if err := dec.Decode(&r.body); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %s", err, out.Body)
+	if err := dec.Decode(&r.Body); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, r.Raw)
 	}
-	if out.Headers["Content-Type"] != "application/json" || out.Headers["X-Request-ID"] == "" || r.body["requestId"] == nil {
-		t.Errorf("missing contract headers/requestId: %v %s", out.Headers, out.Body)
+	if r.Headers["Content-Type"] != "application/json" || r.Headers["X-Request-ID"] == "" || r.Body["requestId"] == nil {
+		t.Errorf("missing contract headers/requestId: %v %s", r.Headers, r.Raw)
 	}
 	return r
 }
 
-func (h *harness) get(query map[string]string, token string) response {
+func (h *harness) get(query map[string]string, token string) apitest.Response {
 	h.t.Helper()
 	return call(h.t, h.app, event("GET", "/api/system-monitor", query, "", token, h.seq.Add(1)))
 }
 
-func (h *harness) post(path, body, token string) response {
+func (h *harness) post(path, body, token string) apitest.Response {
 	h.t.Helper()
 	return call(h.t, h.app, event("POST", path, nil, body, token, h.seq.Add(1)))
 }

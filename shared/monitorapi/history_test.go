@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics/cloudwatchtest"
 	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
@@ -35,13 +36,13 @@ type historyBody struct {
 	Timestamp  int64   `json:"timestamp"`
 }
 
-func decodeHistory(t *testing.T, r response) historyBody {
+func decodeHistory(t *testing.T, r apitest.Response) historyBody {
 	t.Helper()
-	if r.status != 200 {
-		t.Fatalf("history: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("history: %d %s", r.Status, r.Raw)
 	}
 	var hb historyBody
-	if err := json.Unmarshal([]byte(r.raw), &hb); err != nil {
+	if err := json.Unmarshal([]byte(r.Raw), &hb); err != nil {
 		t.Fatal(err)
 	}
 	return hb
@@ -261,8 +262,8 @@ func TestHistoryFromCloudWatchFailureIsA5xxWithoutDetail(t *testing.T) {
 	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "cloudwatch"},
 		monitorapi.WithCloudWatchOptions(func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(srv.URL) }))
 	r := h.get(map[string]string{"endpoint": "history"}, h.watcher)
-	if r.status != 500 || r.body["code"] != "INTERNAL_ERROR" || r.body["error"] != "Internal server error" {
-		t.Errorf("%d %s", r.status, r.raw)
+	if r.Status != 500 || r.Body["code"] != "INTERNAL_ERROR" || r.Body["error"] != "Internal server error" {
+		t.Errorf("%d %s", r.Status, r.Raw)
 	}
 }
 
@@ -283,8 +284,8 @@ func TestMonitorCallsPerEndpoint(t *testing.T) {
 	for e, want := range wantQueries {
 		h.fake.Advance(3 * time.Second)
 		h.calls.Reset()
-		if r := h.get(map[string]string{"endpoint": e}, h.watcher); r.status != 200 {
-			t.Fatalf("%s: %d %s", e, r.status, r.raw)
+		if r := h.get(map[string]string{"endpoint": e}, h.watcher); r.Status != 200 {
+			t.Fatalf("%s: %d %s", e, r.Status, r.Raw)
 		}
 		if got := h.calls.Count("Query"); got != want {
 			t.Errorf("%s: %d Queries, want %d (%v)", e, got, want, h.calls.Snapshot())

@@ -71,8 +71,8 @@ func TestMetricsAreExactAcrossInstancesAndMinutes(t *testing.T) {
 	var n, failed, throttled, durMs, slow int
 	for i, r := range reqs {
 		out := call(t, apps[r.app], event("GET", r.path, map[string]string{"ms": strconv.Itoa(r.ms)}, "", "", int64(1000+i)))
-		if out.status != r.status {
-			t.Fatalf("request %d %s%s: status %d, want %d (%s)", i, r.app, r.path, out.status, r.status, out.raw)
+		if out.Status != r.status {
+			t.Fatalf("request %d %s%s: status %d, want %d (%s)", i, r.app, r.path, out.Status, r.status, out.Raw)
 		}
 		n++
 		durMs += r.ms
@@ -131,8 +131,8 @@ func TestMetricsAreExactAcrossInstancesAndMinutes(t *testing.T) {
 	// Minute M is now the last complete minute.
 	h.fake.Set(minuteM.Add(time.Minute + 5*time.Second))
 	m := h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
-	if m.status != 200 {
-		t.Fatalf("metrics: %d %s", m.status, m.raw)
+	if m.Status != 200 {
+		t.Fatalf("metrics: %d %s", m.Status, m.Raw)
 	}
 	wantAvg := math.Round(float64(durMs)/float64(n)*100) / 100
 	checks := []struct {
@@ -151,21 +151,21 @@ func TestMetricsAreExactAcrossInstancesAndMinutes(t *testing.T) {
 		{[]string{"timestamp"}, float64(h.fake.Now().UnixMilli())},
 	}
 	for _, c := range checks {
-		if got := num(t, m.body, c.path...); got != c.want {
+		if got := num(t, m.Body, c.path...); got != c.want {
 			t.Errorf("%v = %v, want %v", c.path, got, c.want)
 		}
 	}
 	for _, p := range [][]string{{"resources", "cpuLoad"}, {"resources", "diskUsage"}, {"resources", "networkIO"}, {"resources", "memoryUsage"}} {
-		if v := field(t, m.body, p...); v != nil {
+		if v := field(t, m.Body, p...); v != nil {
 			t.Errorf("%v = %v, want null (no AWS_LAMBDA_FUNCTION_MEMORY_SIZE in the test)", p, v)
 		}
 	}
-	load := num(t, m.body, "traffic", "currentLoad")
-	peak := num(t, m.body, "traffic", "peakLoad")
+	load := num(t, m.Body, "traffic", "currentLoad")
+	peak := num(t, m.Body, "traffic", "peakLoad")
 	if load <= 0 || load > 1 || peak < load {
 		t.Errorf("currentLoad %v, peakLoad %v", load, peak)
 	}
-	if ac := num(t, m.body, "resources", "activeConnections"); ac <= 0 {
+	if ac := num(t, m.Body, "resources", "activeConnections"); ac <= 0 {
 		t.Errorf("activeConnections = %v", ac)
 	}
 
@@ -173,24 +173,24 @@ func TestMetricsAreExactAcrossInstancesAndMinutes(t *testing.T) {
 	h.fake.Set(minuteM.Add(2*time.Minute + 5*time.Second))
 	m = h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
 	for path, want := range map[string]float64{"total": float64(n + 1), "rate": 1, "failed": float64(failed)} {
-		if got := num(t, m.body, "requests", path); got != want {
+		if got := num(t, m.Body, "requests", path); got != want {
 			t.Errorf("after rollover requests.%s = %v, want %v", path, got, want)
 		}
 	}
-	if got := num(t, m.body, "performance", "errorRate"); got != 0 {
+	if got := num(t, m.Body, "performance", "errorRate"); got != 0 {
 		t.Errorf("after rollover errorRate = %v", got)
 	}
 
 	// 24 h later minute M has left the totals; the two GETs remain.
 	h.fake.Set(minuteM.Add(24*time.Hour + 5*time.Second))
 	m = h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
-	if got := num(t, m.body, "requests", "total"); got != 2 {
+	if got := num(t, m.Body, "requests", "total"); got != 2 {
 		t.Errorf("24 h later total = %v, want 2", got)
 	}
-	if got := num(t, m.body, "performance", "availability"); got != 100 {
+	if got := num(t, m.Body, "performance", "availability"); got != 100 {
 		t.Errorf("24 h later availability = %v", got)
 	}
-	if got := num(t, m.body, "traffic", "throttledRequests"); got != 0 {
+	if got := num(t, m.Body, "traffic", "throttledRequests"); got != 0 {
 		t.Errorf("24 h later throttled = %v", got)
 	}
 }
@@ -211,49 +211,49 @@ func TestOverviewAndHealth(t *testing.T) {
 	h.fake.Set(minuteM.Add(time.Minute + time.Second))
 
 	o := h.get(nil, h.watcher) // default endpoint: overview
-	if o.status != 200 {
-		t.Fatalf("overview: %d %s", o.status, o.raw)
+	if o.Status != 200 {
+		t.Fatalf("overview: %d %s", o.Status, o.Raw)
 	}
 	// From 100: memory 0.9 > 0.8 (-25), error rate 20% > 5 (-20): 55, below 70: warning.
-	if s := field(t, o.body, "overview", "status"); s != "warning" {
+	if s := field(t, o.Body, "overview", "status"); s != "warning" {
 		t.Errorf("status = %v, want warning", s)
 	}
-	if got := num(t, o.body, "overview", "healthScore"); got != 55 {
+	if got := num(t, o.Body, "overview", "healthScore"); got != 55 {
 		t.Errorf("healthScore = %v, want 55", got)
 	}
-	if got := field(t, o.body, "overview", "uptime"); got != "80.00%" {
+	if got := field(t, o.Body, "overview", "uptime"); got != "80.00%" {
 		t.Errorf("uptime = %v", got)
 	}
-	if got := num(t, o.body, "performance", "memoryUsage"); got != 90 {
+	if got := num(t, o.Body, "performance", "memoryUsage"); got != 90 {
 		t.Errorf("memoryUsage = %v, want 90 (integer percent)", got)
 	}
 	for _, p := range [][]string{{"performance", "cpuUsage"}, {"performance", "diskUsage"}} {
-		if v := field(t, o.body, p...); v != nil {
+		if v := field(t, o.Body, p...); v != nil {
 			t.Errorf("%v = %v, want null", p, v)
 		}
 	}
-	if got := num(t, o.body, "traffic", "requestsPerMinute"); got != 10 {
+	if got := num(t, o.Body, "traffic", "requestsPerMinute"); got != 10 {
 		t.Errorf("requestsPerMinute = %v", got)
 	}
-	if got := num(t, o.body, "traffic", "totalRequests"); got != 10 {
+	if got := num(t, o.Body, "traffic", "totalRequests"); got != 10 {
 		t.Errorf("totalRequests = %v", got)
 	}
-	if _, ok := field(t, o.body, "alerts").([]any); !ok {
-		t.Errorf("alerts = %v, want a list", o.body["alerts"])
+	if _, ok := field(t, o.Body, "alerts").([]any); !ok {
+		t.Errorf("alerts = %v, want a list", o.Body["alerts"])
 	}
-	if v := field(t, o.body, "traffic", "activeUsers"); v == nil {
+	if v := field(t, o.Body, "traffic", "activeUsers"); v == nil {
 		t.Error("activeUsers is null")
 	}
 
 	hl := h.get(map[string]string{"endpoint": "health"}, h.watcher)
-	if hl.status != 200 {
-		t.Fatalf("health = %d %s", hl.status, hl.raw)
+	if hl.Status != 200 {
+		t.Fatalf("health = %d %s", hl.Status, hl.Raw)
 	}
-	if _, ok := field(t, hl.body, "alerts").([]any); !ok {
-		t.Errorf("health alerts = %v, want a list", hl.body["alerts"])
+	if _, ok := field(t, hl.Body, "alerts").([]any); !ok {
+		t.Errorf("health alerts = %v, want a list", hl.Body["alerts"])
 	}
-	if num(t, hl.body, "score") != 55 || field(t, hl.body, "status") != "warning" {
-		t.Errorf("health = %s (score 55 is below 70: warning)", hl.raw)
+	if num(t, hl.Body, "score") != 55 || field(t, hl.Body, "status") != "warning" {
+		t.Errorf("health = %s (score 55 is below 70: warning)", hl.Raw)
 	}
 }
 
@@ -304,15 +304,15 @@ func TestUnreadableLoadLeavesOnlyLoadFiguresNull(t *testing.T) {
 	h := newHarness(t, map[string]string{"LOAD_OVERRIDES_TABLE": "no-such-table"})
 	h.fake.Set(minuteM.Add(time.Minute))
 	m := h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
-	if m.status != 200 {
-		t.Fatalf("%d %s", m.status, m.raw)
+	if m.Status != 200 {
+		t.Fatalf("%d %s", m.Status, m.Raw)
 	}
 	for _, p := range [][]string{{"traffic", "currentLoad"}, {"traffic", "peakLoad"}, {"resources", "activeConnections"}} {
-		if v := field(t, m.body, p...); v != nil {
+		if v := field(t, m.Body, p...); v != nil {
 			t.Errorf("%v = %v, want null", p, v)
 		}
 	}
-	if got := num(t, m.body, "requests", "total"); got != 0 {
+	if got := num(t, m.Body, "requests", "total"); got != 0 {
 		t.Errorf("total = %v", got)
 	}
 }

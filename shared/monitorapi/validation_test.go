@@ -35,15 +35,15 @@ func TestGetValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := h.get(tt.query, h.watcher)
-			if r.status != 400 || r.body["code"] != tt.code {
-				t.Fatalf("%d %s, want 400 %s", r.status, r.raw, tt.code)
+			if r.Status != 400 || r.Body["code"] != tt.code {
+				t.Fatalf("%d %s, want 400 %s", r.Status, r.Raw, tt.code)
 			}
 			// GET errors use the monitor envelope: error, code, requestId, timestamp; no success field.
-			if _, ok := r.body["success"]; ok || r.body["error"] == "" || r.body["timestamp"] == nil {
-				t.Errorf("not the monitor envelope: %s", r.raw)
+			if _, ok := r.Body["success"]; ok || r.Body["error"] == "" || r.Body["timestamp"] == nil {
+				t.Errorf("not the monitor envelope: %s", r.Raw)
 			}
-			if _, err := time.Parse(time.RFC3339Nano, r.body["timestamp"].(string)); err != nil {
-				t.Errorf("timestamp not ISO: %v", r.body["timestamp"])
+			if _, err := time.Parse(time.RFC3339Nano, r.Body["timestamp"].(string)); err != nil {
+				t.Errorf("timestamp not ISO: %v", r.Body["timestamp"])
 			}
 		})
 	}
@@ -52,8 +52,8 @@ func TestGetValidation(t *testing.T) {
 		{"endpoint": "history", "hours": "1"}, {"endpoint": "history", "hours": "168"}, {"endpoint": "history", "hours": "007"},
 		{"endpoint": "history", "hours": ""}, {"endpoint": ""}, {"endpoint": "alerts", "hours": "2x"},
 	} {
-		if r := h.get(q, h.watcher); r.status != 200 {
-			t.Errorf("%v: %d %s", q, r.status, r.raw)
+		if r := h.get(q, h.watcher); r.Status != 200 {
+			t.Errorf("%v: %d %s", q, r.Status, r.Raw)
 		}
 	}
 }
@@ -93,41 +93,41 @@ func TestPostValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := h.post("/api/system-monitor", tt.body, h.watcher)
-			if r.status != tt.status {
-				t.Fatalf("%d %s, want %d", r.status, r.raw, tt.status)
+			if r.Status != tt.status {
+				t.Fatalf("%d %s, want %d", r.Status, r.Raw, tt.status)
 			}
 			if tt.status != 200 {
-				if r.body["success"] != false || r.body["code"] != tt.code {
-					t.Errorf("body %s, want standard envelope with %s", r.raw, tt.code)
+				if r.Body["success"] != false || r.Body["code"] != tt.code {
+					t.Errorf("body %s, want standard envelope with %s", r.Raw, tt.code)
 				}
 				if tt.detail != "" {
-					details, _ := r.body["details"].([]any)
+					details, _ := r.Body["details"].([]any)
 					found := false
 					for _, d := range details {
 						found = found || strings.Contains(d.(string), tt.detail)
 					}
 					if !found {
-						t.Errorf("details of %s lack %q", r.raw, tt.detail)
+						t.Errorf("details of %s lack %q", r.Raw, tt.detail)
 					}
 				}
 				return
 			}
-			if r.body["success"] != true || r.body["message"] != "Metrics updated successfully" || r.body["updated"] == nil {
-				t.Errorf("body %s", r.raw)
+			if r.Body["success"] != true || r.Body["message"] != "Metrics updated successfully" || r.Body["updated"] == nil {
+				t.Errorf("body %s", r.Raw)
 			}
 		})
 	}
 	t.Run("too large", func(t *testing.T) {
 		body := `{"requests":{"total":1},"pad":"` + strings.Repeat("x", 70<<10) + `"}`
-		if r := h.post("/api/system-monitor", body, h.watcher); r.status != 413 || r.body["code"] != "PAYLOAD_TOO_LARGE" {
-			t.Errorf("%d %s", r.status, r.raw)
+		if r := h.post("/api/system-monitor", body, h.watcher); r.Status != 413 || r.Body["code"] != "PAYLOAD_TOO_LARGE" {
+			t.Errorf("%d %s", r.Status, r.Raw)
 		}
 	})
 	t.Run("base64 body", func(t *testing.T) {
 		ev := event("POST", "/api/system-monitor", nil, base64.StdEncoding.EncodeToString([]byte(`{"requests":{"total":3}}`)), h.watcher, 99)
 		ev.IsBase64Encoded = true
-		if r := call(t, h.app, ev); r.status != 200 {
-			t.Errorf("%d %s", r.status, r.raw)
+		if r := call(t, h.app, ev); r.Status != 200 {
+			t.Errorf("%d %s", r.Status, r.Raw)
 		}
 	})
 }
@@ -136,10 +136,10 @@ func TestPostedSamplesAreAReportedSeriesOnly(t *testing.T) {
 	h := newHarness(t, nil)
 	h.fake.Set(minuteM.Add(time.Second))
 	r := h.post("/api/system-monitor", `{"requests":{"total":1000000,"successful":0,"failed":1000000,"rate":99999},"performance":{"averageResponseTime":60000,"slowQueries":5000,"errorRate":100,"availability":0}}`, h.watcher)
-	if r.status != 200 {
-		t.Fatalf("%d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
-	if got := num(t, r.body, "updated", "requests", "total"); got != 1000000 {
+	if got := num(t, r.Body, "updated", "requests", "total"); got != 1000000 {
 		t.Errorf("updated.requests.total = %v", got)
 	}
 
@@ -163,14 +163,14 @@ func TestPostedSamplesAreAReportedSeriesOnly(t *testing.T) {
 	h.fake.Set(minuteM.Add(time.Minute + time.Second))
 	m := h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
 	for path, want := range map[string]float64{"total": 1, "failed": 0, "successful": 1, "rate": 1} {
-		if got := num(t, m.body, "requests", path); got != want {
+		if got := num(t, m.Body, "requests", path); got != want {
 			t.Errorf("requests.%s = %v, want %v", path, got, want)
 		}
 	}
-	if got := num(t, m.body, "performance", "availability"); got != 100 {
+	if got := num(t, m.Body, "performance", "availability"); got != 100 {
 		t.Errorf("availability = %v", got)
 	}
-	if got := num(t, m.body, "performance", "slowQueries"); got != 0 {
+	if got := num(t, m.Body, "performance", "slowQueries"); got != 0 {
 		t.Errorf("slowQueries = %v", got)
 	}
 	// Nor does a posted sample feed the alert rules.
@@ -178,8 +178,8 @@ func TestPostedSamplesAreAReportedSeriesOnly(t *testing.T) {
 		t.Fatalf("%v %v", res, err)
 	}
 	a := h.get(map[string]string{"endpoint": "alerts"}, h.watcher)
-	if list := field(t, a.body, "alerts").([]any); len(list) != 0 {
-		t.Errorf("alerts from a posted sample: %s", a.raw)
+	if list := field(t, a.Body, "alerts").([]any); len(list) != 0 {
+		t.Errorf("alerts from a posted sample: %s", a.Raw)
 	}
 }
 
@@ -206,21 +206,21 @@ func TestAuthenticationAndPermission(t *testing.T) {
 		} {
 			t.Run(rt.method+" "+rt.path+" "+c.name, func(t *testing.T) {
 				r := call(t, h.app, event(rt.method, rt.path, map[string]string{"endpoint": "metrics"}, rt.body, c.token, h.seq.Add(1)))
-				if r.status != c.status || r.body["code"] != c.code {
-					t.Fatalf("%d %s, want %d %s", r.status, r.raw, c.status, c.code)
+				if r.Status != c.status || r.Body["code"] != c.code {
+					t.Fatalf("%d %s, want %d %s", r.Status, r.Raw, c.status, c.code)
 				}
-				_, hasSuccess := r.body["success"]
+				_, hasSuccess := r.Body["success"]
 				if rt.getEnvelope == hasSuccess {
-					t.Errorf("wrong envelope for %s: %s", rt.method, r.raw)
+					t.Errorf("wrong envelope for %s: %s", rt.method, r.Raw)
 				}
 			})
 		}
 	}
 	// Routing answers in the contract's envelope too.
-	if r := call(t, h.app, event("DELETE", "/api/system-monitor", nil, "", h.watcher, 1)); r.status != 405 || r.body["code"] != "METHOD_NOT_ALLOWED" {
-		t.Errorf("DELETE: %d %s", r.status, r.raw)
+	if r := call(t, h.app, event("DELETE", "/api/system-monitor", nil, "", h.watcher, 1)); r.Status != 405 || r.Body["code"] != "METHOD_NOT_ALLOWED" {
+		t.Errorf("DELETE: %d %s", r.Status, r.Raw)
 	}
-	if r := call(t, h.app, event("GET", "/api/system-monitor/nope", nil, "", h.watcher, 2)); r.status != 404 || r.body["code"] != "NOT_FOUND" {
-		t.Errorf("unknown sub-path: %d %s", r.status, r.raw)
+	if r := call(t, h.app, event("GET", "/api/system-monitor/nope", nil, "", h.watcher, 2)); r.Status != 404 || r.Body["code"] != "NOT_FOUND" {
+		t.Errorf("unknown sub-path: %d %s", r.Status, r.Raw)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
@@ -28,26 +28,15 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
-// base is far in the future, so every ttl written under the fake clock is
-// decades away from DynamoDB Local's real-time TTL sweep: what a test sees is
-// the limiter's own expiry logic, never a deleted item.
-var base = time.Date(2100, 1, 1, 12, 0, 0, 0, time.UTC)
+// base is noon of apitest.Epoch: far in the future, so what a test sees is
+// the limiter's own expiry logic, never an item DynamoDB Local's TTL sweep deleted.
+var base = apitest.Epoch.Add(12 * time.Hour)
 
 // small is a policy set whose numbers are easy to reason about: frontdoor
 // RPM 20 + burst 5 = C 25, T = 3 s.
 var small = map[string]string{
 	"RATE_LIMIT_RPM": "20", "RATE_LIMIT_BURST": "5", "RATE_LIMIT_WINDOW": "60",
 	"RATE_LIMIT_API_RPM": "6", "RATE_LIMIT_API_BURST": "0",
-}
-
-func merge(ms ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)) }
@@ -331,7 +320,7 @@ func TestHeaders(t *testing.T) {
 }
 
 func TestStatus503(t *testing.T) {
-	env := dynamotest.New(t, "test", merge(small, map[string]string{"RATE_LIMIT_STATUS": "503"}))
+	env := dynamotest.New(t, "test", apitest.Merge(small, map[string]string{"RATE_LIMIT_STATUS": "503"}))
 	l := newLimiter(t, env, clock.NewFake(base))
 	for i := 0; i < 6; i++ {
 		limit(t, l, ratelimit.PolicyAPI, req("203.0.113.3"))
@@ -343,7 +332,7 @@ func TestStatus503(t *testing.T) {
 }
 
 func TestShadowNeverBlocks(t *testing.T) {
-	env := dynamotest.New(t, "test", merge(small, map[string]string{"RATE_LIMIT_SHADOW": "true"}))
+	env := dynamotest.New(t, "test", apitest.Merge(small, map[string]string{"RATE_LIMIT_SHADOW": "true"}))
 	l := newLimiter(t, env, clock.NewFake(base))
 	for i := 0; i < 20; i++ {
 		res := limit(t, l, ratelimit.PolicyAPI, req("203.0.113.4"))
@@ -376,7 +365,7 @@ func offline(t *testing.T, endpoint string, extra map[string]string, opts ...fun
 
 func offlineAt(t *testing.T, endpoint string, extra map[string]string, opts ...func(*dynamodb.Options)) (*ratelimit.Limiter, *bytes.Buffer, *clock.Fake) {
 	t.Helper()
-	vars := merge(small, map[string]string{"DYNAMODB_ENDPOINT": endpoint, "DB_TIMEOUT": "300", "AWS_REGION": "us-east-1"}, extra)
+	vars := apitest.Merge(small, map[string]string{"DYNAMODB_ENDPOINT": endpoint, "DB_TIMEOUT": "300", "AWS_REGION": "us-east-1"}, extra)
 	cfg, err := config.Load("test", func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -395,16 +384,6 @@ func offlineAt(t *testing.T, endpoint string, extra map[string]string, opts ...f
 	return l, &logs, fake
 }
 
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
-
 // hanging is a server that accepts and never answers: every call times out.
 func hanging(t *testing.T) string {
 	stop := make(chan struct{})
@@ -420,7 +399,7 @@ func hanging(t *testing.T) string {
 }
 
 func TestFailOpenIsBounded(t *testing.T) {
-	for name, endpoint := range map[string]func(*testing.T) string{"unreachable": closedPort, "timing out": hanging} {
+	for name, endpoint := range map[string]func(*testing.T) string{"unreachable": func(t *testing.T) string { return apitest.ClosedURL(t) }, "timing out": hanging} {
 		t.Run(name, func(t *testing.T) {
 			var calls store.CallCounter
 			l, logs, fake := offlineAt(t, endpoint(t), map[string]string{"RATE_LIMIT_FAIL_MODE": "open"}, calls.Option())
@@ -454,7 +433,7 @@ func TestFailOpenIsBounded(t *testing.T) {
 }
 
 func TestFailClosed(t *testing.T) {
-	l, _ := offline(t, closedPort(t), map[string]string{"RATE_LIMIT_FAIL_MODE": "closed"})
+	l, _ := offline(t, apitest.ClosedURL(t), map[string]string{"RATE_LIMIT_FAIL_MODE": "closed"})
 	res := limit(t, l, ratelimit.PolicyAPI, req("203.0.113.78"))
 	if !res.Denied || res.Deny.Status != 503 || res.Deny.Code != httpapi.CodeServiceUnavailable || res.Deny.Headers["Retry-After"] == "" {
 		t.Errorf("fail closed = %+v, want 503 SERVICE_UNAVAILABLE with Retry-After", res.Deny)
@@ -462,7 +441,7 @@ func TestFailClosed(t *testing.T) {
 	if l.Stats().Fallbacks != 1 {
 		t.Errorf("stats = %+v", l.Stats())
 	}
-	shadow, _ := offline(t, closedPort(t), map[string]string{"RATE_LIMIT_FAIL_MODE": "closed", "RATE_LIMIT_SHADOW": "true"})
+	shadow, _ := offline(t, apitest.ClosedURL(t), map[string]string{"RATE_LIMIT_FAIL_MODE": "closed", "RATE_LIMIT_SHADOW": "true"})
 	if limit(t, shadow, ratelimit.PolicyAPI, req("203.0.113.78")).Denied {
 		t.Error("shadow mode blocked on a closed fallback")
 	}

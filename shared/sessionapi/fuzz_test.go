@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/sessionapi"
 )
 
@@ -61,11 +62,11 @@ func FuzzSessionsRequest(f *testing.F) {
 				q[k] = v
 			}
 		}
-		res := e.do(t, request{method: method, path: path, query: q, headers: bearer(token)})
-		if res.status < 200 || res.status >= 500 || (res.status >= 300 && res.status < 400) {
-			t.Fatalf("status %d for %s %s %v: %s", res.status, method, path, q, res.raw)
+		res := e.do(t, apitest.Request{Method: method, Path: path, Query: q, Headers: apitest.Bearer(token)})
+		if res.Status < 200 || res.Status >= 500 || (res.Status >= 300 && res.Status < 400) {
+			t.Fatalf("status %d for %s %s %v: %s", res.Status, method, path, q, res.Raw)
 		}
-		if res.status == 401 { // an input ended the admin's own sessions: log in again
+		if res.Status == 401 { // an input ended the admin's own sessions: log in again
 			token = e.login(t, masterName, e.masterPassword)
 		}
 	})

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,11 +115,14 @@ func IsConditionFailed(err error) bool {
 	return errors.As(err, &ccf)
 }
 
-// CallCounter counts DynamoDB operations by name; tests and benchmarks attach
-// it with Option to prove how many calls a path makes.
+// CallCounter counts DynamoDB operations by name and by table; tests and
+// benchmarks attach it with Option to prove how many calls a path makes, and
+// on which tables.
 type CallCounter struct {
-	mu     sync.Mutex
-	counts map[string]int
+	mu       sync.Mutex
+	counts   map[string]int // by operation name
+	tables   map[string]int // by table, its indexes included
+	accesses map[Access]int // by (IAM action, table or index)
 }
 
 // Option returns a client option that feeds this counter.
@@ -125,20 +130,38 @@ func (c *CallCounter) Option() func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) {
 		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
 			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("CallCounter", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				c.add(middleware.GetOperationName(ctx))
+				var buf [4]Access
+				c.add(middleware.GetOperationName(ctx), appendAccesses(buf[:0], in.Parameters))
 				return next.HandleInitialize(ctx, in)
 			}), middleware.After)
 		})
 	}
 }
 
-func (c *CallCounter) add(op string) {
+// add counts one operation: once under its name, once under each table and
+// each access it needs (a transaction of two puts on one table counts once).
+func (c *CallCounter) add(op string, as []Access) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.counts == nil {
-		c.counts = map[string]int{}
+		c.counts, c.tables, c.accesses = map[string]int{}, map[string]int{}, map[Access]int{}
 	}
 	c.counts[op]++
+	for i, a := range as {
+		if !slices.Contains(as[:i], a) {
+			c.accesses[a]++
+		}
+		table := baseTable(a.Table)
+		if !slices.ContainsFunc(as[:i], func(b Access) bool { return baseTable(b.Table) == table }) {
+			c.tables[table]++
+		}
+	}
+}
+
+// baseTable is the table of an Access.Table ("<table>/index/<index>" → "<table>").
+func baseTable(t string) string {
+	table, _, _ := strings.Cut(t, "/index/")
+	return table
 }
 
 // Count returns how many times op ran.
@@ -146,6 +169,13 @@ func (c *CallCounter) Count(op string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[op]
+}
+
+// CountTable returns how many operations touched table (or one of its indexes).
+func (c *CallCounter) CountTable(table string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tables[table]
 }
 
 // Total returns the number of operations of any kind.
@@ -159,12 +189,25 @@ func (c *CallCounter) Total() int {
 	return n
 }
 
-// Snapshot returns a copy of the counts.
+// Snapshot returns a copy of the counts by operation name.
 func (c *CallCounter) Snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.counts))
-	for k, v := range c.counts {
+	return copyCounts(c.counts)
+}
+
+// AccessSnapshot returns a copy of the counts by access: how many operations
+// needed each (IAM action, table or index).
+func (c *CallCounter) AccessSnapshot() map[Access]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return copyCounts(c.accesses)
+}
+
+// copyCounts copies m; never nil.
+func copyCounts[K comparable](m map[K]int) map[K]int {
+	out := make(map[K]int, len(m))
+	for k, v := range m {
 		out[k] = v
 	}
 	return out
@@ -173,6 +216,6 @@ func (c *CallCounter) Snapshot() map[string]int {
 // Reset zeroes the counts.
 func (c *CallCounter) Reset() {
 	c.mu.Lock()
-	c.counts = nil
+	c.counts, c.tables, c.accesses = nil, nil, nil
 	c.mu.Unlock()
 }

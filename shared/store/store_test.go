@@ -144,3 +144,62 @@ func TestAttributeHelpers(t *testing.T) {
 		t.Error("Float")
 	}
 }
+
+func TestAccesses(t *testing.T) {
+	s := aws.String
+	for _, tc := range []struct {
+		in   any
+		want []store.Access
+	}{
+		{&dynamodb.GetItemInput{TableName: s("t")}, []store.Access{{Action: "dynamodb:GetItem", Table: "t"}}},
+		{&dynamodb.QueryInput{TableName: s("t"), IndexName: s("i")}, []store.Access{{Action: "dynamodb:Query", Table: "t/index/i"}}},
+		{&dynamodb.ScanInput{TableName: s("t")}, []store.Access{{Action: "dynamodb:Scan", Table: "t"}}},
+		{&dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"a": nil}}, []store.Access{{Action: "dynamodb:BatchWriteItem", Table: "a"}}},
+		{&dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{Put: &types.Put{TableName: s("a")}}, {ConditionCheck: &types.ConditionCheck{TableName: s("b")}}, {Delete: &types.Delete{TableName: s("a")}},
+		}}, []store.Access{{Action: "dynamodb:PutItem", Table: "a"}, {Action: "dynamodb:ConditionCheckItem", Table: "b"}, {Action: "dynamodb:DeleteItem", Table: "a"}}},
+		{&dynamodb.DescribeTableInput{TableName: s("t")}, []store.Access{{Action: "unknown:*dynamodb.DescribeTableInput", Table: "?"}}},
+	} {
+		if got := store.Accesses(tc.in); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Accesses(%T) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCallCounterByTable(t *testing.T) {
+	var calls store.CallCounter
+	env := dynamotest.New(t, "test", nil, calls.Option())
+	ctx := context.Background()
+	sessions, metrics := env.Tables.Sessions, env.Tables.Metrics
+	item := func(sk string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "p"}, "sk": &types.AttributeValueMemberS{Value: sk}}
+	}
+	calls.Reset()
+	if _, err := env.Client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(metrics), Item: item("a")}}, {Put: &types.Put{TableName: aws.String(metrics), Item: item("b")}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.Query(ctx, &dynamodb.QueryInput{TableName: aws.String(sessions), IndexName: aws.String("userId-index"),
+		KeyConditionExpression: aws.String("userId = :u"), ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: "x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(metrics), Key: item("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Total() != 3 || calls.CountTable(metrics) != 2 || calls.CountTable(sessions) != 1 || calls.CountTable(env.Tables.Users) != 0 {
+		t.Errorf("by table: total %d, metrics %d, sessions %d; want 3, 2, 1", calls.Total(), calls.CountTable(metrics), calls.CountTable(sessions))
+	}
+	want := map[store.Access]int{
+		{Action: "dynamodb:PutItem", Table: metrics}:                        1, // one transaction of two puts
+		{Action: "dynamodb:Query", Table: sessions + "/index/userId-index"}: 1,
+		{Action: "dynamodb:GetItem", Table: metrics}:                        1,
+	}
+	if got := calls.AccessSnapshot(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("accesses = %v, want %v", got, want)
+	}
+	calls.Reset()
+	if calls.Total() != 0 || calls.CountTable(metrics) != 0 || len(calls.AccessSnapshot()) != 0 {
+		t.Error("Reset left counts")
+	}
+}

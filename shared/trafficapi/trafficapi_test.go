@@ -3,7 +3,6 @@ package trafficapi_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
@@ -93,7 +93,7 @@ func TestFrontDoorDenyAndRetry(t *testing.T) {
 }
 
 func TestRateLimitStatus503(t *testing.T) {
-	env := dynamotest.New(t, "traffic-manager", merge(small, map[string]string{"RATE_LIMIT_STATUS": "503"}))
+	env := dynamotest.New(t, "traffic-manager", apitest.Merge(small, map[string]string{"RATE_LIMIT_STATUS": "503"}))
 	a := newApp(t, env, appOpts{clock: clock.NewFake(base)})
 	for i := 0; i < 25; i++ {
 		a.do(http.MethodGet)
@@ -107,7 +107,7 @@ func TestRateLimitStatus503(t *testing.T) {
 // other routes spend api.
 func TestPolicies(t *testing.T) {
 	env := dynamotest.New(t, "traffic-manager", small)
-	calls := &tableCounter{}
+	calls := &store.CallCounter{}
 	a := newApp(t, env, appOpts{clock: clock.NewFake(base), db: []func(*dynamodb.Options){calls.Option()}})
 	for i := 0; i < 25; i++ {
 		a.do(http.MethodGet)
@@ -122,7 +122,7 @@ func TestPolicies(t *testing.T) {
 			t.Errorf("status=%s: %d %v, want 200 without limiter headers", v, res.Status, res.Headers)
 		}
 	}
-	if n := calls.Count(env.Tables.RateLimits); n != 0 {
+	if n := calls.CountTable(env.Tables.RateLimits); n != 0 {
 		t.Errorf("status=true made %d limiter calls", n)
 	}
 	// status=false is the front door.
@@ -265,7 +265,7 @@ func TestExactAcrossInstances(t *testing.T) {
 
 func TestRepeatedDenialsMakeNoCalls(t *testing.T) {
 	env := dynamotest.New(t, "traffic-manager", small)
-	calls := &tableCounter{}
+	calls := &store.CallCounter{}
 	a := newApp(t, env, appOpts{clock: clock.NewFake(base), db: []func(*dynamodb.Options){calls.Option()}})
 	for i := 0; i < 26; i++ {
 		a.do(http.MethodGet)
@@ -278,11 +278,11 @@ func TestRepeatedDenialsMakeNoCalls(t *testing.T) {
 	}
 	// The limiter makes none; the only calls are the metrics recorder's one
 	// counter ADD per finished request (every answer is counted, 429s too).
-	if n := calls.Count(env.Tables.RateLimits); n != 0 {
+	if n := calls.CountTable(env.Tables.RateLimits); n != 0 {
 		t.Errorf("%d rate-limit calls for 30 repeated denials", n)
 	}
-	if n, rec := calls.Total(), calls.Count(env.Tables.Metrics); n != rec || rec > 30 {
-		t.Errorf("calls = %v, want only the recorder's counter writes", calls.Snapshot())
+	if n, rec := calls.Total(), calls.CountTable(env.Tables.Metrics); n != rec || rec > 30 {
+		t.Errorf("calls = %v, want only the recorder's counter writes", calls.AccessSnapshot())
 	}
 }
 
@@ -310,7 +310,7 @@ func TestClientIdentity(t *testing.T) {
 		}
 	})
 	t.Run("behind a trusted proxy the right-most untrusted entry is the client", func(t *testing.T) {
-		env := dynamotest.New(t, "traffic-manager", merge(small, map[string]string{"TRUSTED_PROXY_CIDRS": "10.0.0.0/8"}))
+		env := dynamotest.New(t, "traffic-manager", apitest.Merge(small, map[string]string{"TRUSTED_PROXY_CIDRS": "10.0.0.0/8"}))
 		a := newApp(t, env, appOpts{clock: clock.NewFake(base)})
 		if !exhaust(a, from("10.0.0.1"), header("X-Forwarded-For", "6.6.6.6, 198.51.100.1")) {
 			t.Fatal("not exhausted")
@@ -363,7 +363,7 @@ func TestClientIdentity(t *testing.T) {
 // the platform's metrics recorder into the shared minute counters, load a
 // system whose TRAFFIC_CAPACITY_RPM is 10; the random source decides.
 func TestSheddingFromMeasuredTraffic(t *testing.T) {
-	env := dynamotest.New(t, "traffic-manager", merge(small, map[string]string{"TRAFFIC_CAPACITY_RPM": "10"}))
+	env := dynamotest.New(t, "traffic-manager", apitest.Merge(small, map[string]string{"TRAFFIC_CAPACITY_RPM": "10"}))
 	fake := clock.NewFake(base) // 12:00:30
 	rnd := &clock.Sequence{Values: []float64{0.5, 0.0999, 0.1, 0.99}}
 	a := newApp(t, env, appOpts{clock: fake, random: rnd})
@@ -433,12 +433,12 @@ func TestOverridePermission(t *testing.T) {
 }
 
 func TestOverrides(t *testing.T) {
-	post := func(a *app, b string) answer {
+	post := func(a *app, b string) apitest.Response {
 		return a.do(http.MethodPost, bearer(a.admin), body(b))
 	}
 	t.Run("reported, but shed only when enabled", func(t *testing.T) {
 		for _, enabled := range []bool{false, true} {
-			env := dynamotest.New(t, "traffic-manager", merge(small, map[string]string{"LOAD_SIMULATION_ENABLED": strconv.FormatBool(enabled)}))
+			env := dynamotest.New(t, "traffic-manager", apitest.Merge(small, map[string]string{"LOAD_SIMULATION_ENABLED": strconv.FormatBool(enabled)}))
 			fake := clock.NewFake(base)
 			a := newApp(t, env, appOpts{clock: fake, random: &clock.Sequence{Values: []float64{0.5}}})
 			a.admin = seedIdentity(t, env, fake).admin
@@ -467,7 +467,7 @@ func TestOverrides(t *testing.T) {
 	})
 	t.Run("additive, clamped, expiring", func(t *testing.T) {
 		// A huge capacity keeps the test's own (recorded) requests out of the figures.
-		env := dynamotest.New(t, "traffic-manager", merge(small, map[string]string{"LOAD_OVERRIDE_TTL": "300", "RATE_LIMIT_API_RPM": "100", "TRAFFIC_CAPACITY_RPM": "1000000000"}))
+		env := dynamotest.New(t, "traffic-manager", apitest.Merge(small, map[string]string{"LOAD_OVERRIDE_TTL": "300", "RATE_LIMIT_API_RPM": "100", "TRAFFIC_CAPACITY_RPM": "1000000000"}))
 		fake := clock.NewFake(base)
 		a := newApp(t, env, appOpts{clock: fake})
 		a.admin = seedIdentity(t, env, fake).admin
@@ -514,7 +514,7 @@ func TestOverrides(t *testing.T) {
 }
 
 func TestOverrideValidation(t *testing.T) {
-	env := dynamotest.New(t, "traffic-manager", merge(small, map[string]string{"RATE_LIMIT_API_RPM": "1000"}))
+	env := dynamotest.New(t, "traffic-manager", apitest.Merge(small, map[string]string{"RATE_LIMIT_API_RPM": "1000"}))
 	fake := clock.NewFake(base)
 	admin := seedIdentity(t, env, fake).admin
 	a := newApp(t, env, appOpts{clock: fake})
@@ -556,23 +556,13 @@ func TestOverrideValidation(t *testing.T) {
 	}
 }
 
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
-
 // With DynamoDB unreachable: fail open admits up to the in-memory bucket and
 // the front door answers without a load figure; fail closed answers 503.
 func TestStoreUnreachable(t *testing.T) {
 	noRetry := func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
 	t.Run("open", func(t *testing.T) {
 		env := dynamotest.New(t, "traffic-manager", small)
-		env.Config.DynamoDBEndpoint = closedPort(t)
+		env.Config.DynamoDBEndpoint = apitest.ClosedURL(t)
 		env.Config.DBTimeout = 300 * time.Millisecond
 		a := newApp(t, env, appOpts{clock: clock.NewFake(base), db: []func(*dynamodb.Options){noRetry}})
 		ok := 0
@@ -598,8 +588,8 @@ func TestStoreUnreachable(t *testing.T) {
 		}
 	})
 	t.Run("closed", func(t *testing.T) {
-		env := dynamotest.New(t, "traffic-manager", merge(small, map[string]string{"RATE_LIMIT_FAIL_MODE": "closed"}))
-		env.Config.DynamoDBEndpoint = closedPort(t)
+		env := dynamotest.New(t, "traffic-manager", apitest.Merge(small, map[string]string{"RATE_LIMIT_FAIL_MODE": "closed"}))
+		env.Config.DynamoDBEndpoint = apitest.ClosedURL(t)
 		env.Config.DBTimeout = 300 * time.Millisecond
 		a := newApp(t, env, appOpts{clock: clock.NewFake(base), db: []func(*dynamodb.Options){noRetry}})
 		res := a.do(http.MethodGet)

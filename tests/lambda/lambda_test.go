@@ -7,9 +7,7 @@ package lambda_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"debug/elf"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,13 +21,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
 )
@@ -139,30 +137,12 @@ func withoutEnv(env []string, name string) []string {
 	return out
 }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // emulator is one function running under aws-lambda-rie.
 type emulator struct {
 	f      function
 	cmd    *exec.Cmd
 	url    string
-	out    *syncBuffer
+	out    *apitest.LogBuffer // the process's output while it runs
 	binary string
 }
 
@@ -179,7 +159,7 @@ func freePort(t *testing.T) int {
 func startEmulator(t *testing.T, rie, bootstrap string, f function, env []string) *emulator {
 	t.Helper()
 	apiPort, runtimePort := freePort(t), freePort(t)
-	out := &syncBuffer{}
+	out := &apitest.LogBuffer{}
 	cmd := exec.Command(rie,
 		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", runtimePort),
@@ -232,18 +212,14 @@ func (e *emulator) invoke(t *testing.T, event []byte) []byte {
 }
 
 // invokeHTTP invokes with an API Gateway event and decodes the HTTP answer.
-func (e *emulator) invokeHTTP(t *testing.T, event []byte) (events.APIGatewayV2HTTPResponse, map[string]any) {
+func (e *emulator) invokeHTTP(t *testing.T, event []byte) apitest.Response {
 	t.Helper()
 	raw := e.invoke(t, event)
 	var resp events.APIGatewayV2HTTPResponse
 	if err := json.Unmarshal(raw, &resp); err != nil || resp.StatusCode == 0 {
 		t.Fatalf("%s did not answer an HTTP API response: %s\n%s", e.f.name, raw, e.out)
 	}
-	var body map[string]any
-	if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
-		t.Fatalf("%s: body is not a JSON object: %q", e.f.name, resp.Body)
-	}
-	return resp, body
+	return apitest.Read(t, resp)
 }
 
 // fixture reads events/<name>.json and applies edits to it.
@@ -283,33 +259,34 @@ const (
 )
 
 // checkError asserts status, code and the route's envelope, and the common headers.
-func checkError(t *testing.T, resp events.APIGatewayV2HTTPResponse, body map[string]any, status int, code string, env envelope) {
+func checkError(t *testing.T, res apitest.Response, status int, code string, env envelope) {
 	t.Helper()
-	if resp.StatusCode != status || body["code"] != code {
-		t.Fatalf("got %d %v, want %d %s: %s", resp.StatusCode, body["code"], status, code, resp.Body)
+	body := res.Body
+	if res.Status != status || body["code"] != code {
+		t.Fatalf("got %d %v, want %d %s: %s", res.Status, body["code"], status, code, res.Raw)
 	}
 	id, _ := body["requestId"].(string)
-	if id == "" || resp.Headers["X-Request-ID"] != id {
-		t.Errorf("requestId %q and X-Request-ID %q must match and be set", id, resp.Headers["X-Request-ID"])
+	if id == "" || res.Headers["X-Request-ID"] != id {
+		t.Errorf("requestId %q and X-Request-ID %q must match and be set", id, res.Headers["X-Request-ID"])
 	}
-	if resp.Headers["Content-Type"] != "application/json" || resp.Headers["Cache-Control"] != "no-cache, no-store, must-revalidate" {
-		t.Errorf("headers %v lack the contract's Content-Type/Cache-Control", resp.Headers)
+	if res.Headers["Content-Type"] != "application/json" || res.Headers["Cache-Control"] != "no-cache, no-store, must-revalidate" {
+		t.Errorf("headers %v lack the contract's Content-Type/Cache-Control", res.Headers)
 	}
 	switch env {
 	case standard:
 		if body["success"] != false {
-			t.Errorf("standard envelope wants success:false: %s", resp.Body)
+			t.Errorf("standard envelope wants success:false: %s", res.Raw)
 		}
 		if _, ok := body["error"].(string); !ok {
-			t.Errorf("standard envelope wants an error message: %s", resp.Body)
+			t.Errorf("standard envelope wants an error message: %s", res.Raw)
 		}
 	case monitor:
 		if _, ok := body["error"].(string); !ok || body["timestamp"] == nil || body["success"] != nil {
-			t.Errorf("monitor envelope wants error message and timestamp, no success: %s", resp.Body)
+			t.Errorf("monitor envelope wants error message and timestamp, no success: %s", res.Raw)
 		}
 	case traffic:
 		if body["error"] != true || body["message"] == nil || body["timestamp"] == nil {
-			t.Errorf("traffic envelope wants error:true, message, timestamp: %s", resp.Body)
+			t.Errorf("traffic envelope wants error:true, message, timestamp: %s", res.Raw)
 		}
 	}
 }
@@ -333,7 +310,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		t.Fatalf("%s is missing: run `make deps` (it installs the Runtime Interface Emulator): %v", rie, err)
 	}
 	db := dynamotest.New(t, "auth", nil)
-	password := randomHex(t, 16)
+	password := apitest.RandomHex(t, 16)
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(), // no shared AWS config from the machine
@@ -359,31 +336,25 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	var token string
 	t.Run("auth", func(t *testing.T) {
 		e := emus["auth"]
-		resp, body := e.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil))
-		checkError(t, resp, body, 404, "NOT_FOUND", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "auth-wrong-method", nil))
-		checkError(t, resp, body, 405, "METHOD_NOT_ALLOWED", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "auth-bad-body", nil))
-		checkError(t, resp, body, 400, "JSON_PARSE_ERROR", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "auth-base64-body", nil))
-		checkError(t, resp, body, 400, "INVALID_BODY_TYPE", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "default-route", nil))
-		checkError(t, resp, body, 404, "NOT_FOUND", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil)), 404, "NOT_FOUND", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "auth-wrong-method", nil)), 405, "METHOD_NOT_ALLOWED", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "auth-bad-body", nil)), 400, "JSON_PARSE_ERROR", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "auth-base64-body", nil)), 400, "INVALID_BODY_TYPE", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "default-route", nil)), 404, "NOT_FOUND", standard)
 
-		resp, body = e.invokeHTTP(t, fixture(t, root, "auth-login", func(ev map[string]any) {
+		res := e.invokeHTTP(t, fixture(t, root, "auth-login", func(ev map[string]any) {
 			b, _ := json.Marshal(map[string]string{"action": "login", "username": "e2e_admin", "password": password})
 			ev["body"] = string(b)
 		}))
-		if resp.StatusCode != 200 {
-			t.Fatalf("login: %d %s", resp.StatusCode, resp.Body)
+		if res.Status != 200 {
+			t.Fatalf("login: %d %s", res.Status, res.Raw)
 		}
-		session, _ := body["session"].(map[string]any)
-		token, _ = session["id"].(string)
+		token, _ = res.Get("session.id").(string)
 		if !strings.HasPrefix(token, "session_") {
-			t.Fatalf("login returned no session token: %s", resp.Body)
+			t.Fatalf("login returned no session token: %s", res.Raw)
 		}
-		if len(resp.Cookies) == 0 || !strings.HasPrefix(resp.Cookies[0], "zenith_session=") {
-			t.Errorf("login set no session cookie: %v", resp.Cookies)
+		if len(res.Cookies) == 0 || !strings.HasPrefix(res.Cookies[0], "zenith_session=") {
+			t.Errorf("login set no session cookie: %v", res.Cookies)
 		}
 	})
 	if token == "" {
@@ -392,36 +363,25 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 
 	t.Run("session", func(t *testing.T) {
 		e := emus["session"]
-		resp, body := e.invokeHTTP(t, fixture(t, root, "sessions-unknown-path", nil))
-		checkError(t, resp, body, 404, "NOT_FOUND", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "sessions-wrong-method", nil))
-		checkError(t, resp, body, 405, "METHOD_NOT_ALLOWED", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "sessions-bad-body", withToken(token)))
-		checkError(t, resp, body, 400, "JSON_PARSE_ERROR", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "sessions-unknown-path", nil)), 404, "NOT_FOUND", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "sessions-wrong-method", nil)), 405, "METHOD_NOT_ALLOWED", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "sessions-bad-body", withToken(token))), 400, "JSON_PARSE_ERROR", standard)
 	})
 
 	t.Run("traffic-manager", func(t *testing.T) {
 		e := emus["traffic-manager"]
-		resp, body := e.invokeHTTP(t, fixture(t, root, "traffic-unknown-path", nil))
-		checkError(t, resp, body, 404, "NOT_FOUND", traffic)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "traffic-wrong-method", nil))
-		checkError(t, resp, body, 405, "METHOD_NOT_ALLOWED", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "traffic-bad-status", nil))
-		checkError(t, resp, body, 400, "INVALID_PARAMETER", traffic)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "traffic-bad-body", withToken(token)))
-		checkError(t, resp, body, 400, "JSON_PARSE_ERROR", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-unknown-path", nil)), 404, "NOT_FOUND", traffic)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-wrong-method", nil)), 405, "METHOD_NOT_ALLOWED", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-bad-status", nil)), 400, "INVALID_PARAMETER", traffic)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-bad-body", withToken(token))), 400, "JSON_PARSE_ERROR", standard)
 	})
 
 	t.Run("system-monitor", func(t *testing.T) {
 		e := emus["system-monitor"]
-		resp, body := e.invokeHTTP(t, fixture(t, root, "monitor-unknown-path", nil))
-		checkError(t, resp, body, 404, "NOT_FOUND", monitor)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "monitor-wrong-method", nil))
-		checkError(t, resp, body, 405, "METHOD_NOT_ALLOWED", standard)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "monitor-bad-endpoint", withToken(token)))
-		checkError(t, resp, body, 400, "INVALID_ENDPOINT", monitor)
-		resp, body = e.invokeHTTP(t, fixture(t, root, "monitor-bad-body", withToken(token)))
-		checkError(t, resp, body, 400, "JSON_PARSE_ERROR", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "monitor-unknown-path", nil)), 404, "NOT_FOUND", monitor)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "monitor-wrong-method", nil)), 405, "METHOD_NOT_ALLOWED", standard)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "monitor-bad-endpoint", withToken(token))), 400, "INVALID_ENDPOINT", monitor)
+		checkError(t, e.invokeHTTP(t, fixture(t, root, "monitor-bad-body", withToken(token))), 400, "JSON_PARSE_ERROR", standard)
 
 		// The EventBridge schedule's event runs the alert evaluator, not the HTTP app.
 		raw := e.invoke(t, fixture(t, root, "monitor-schedule", nil))
@@ -437,8 +397,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	// A second cold start of auth, now that the master user exists: its init
 	// no longer hashes a password (the first one created the user).
 	again := startEmulator(t, rie, emus["auth"].binary, functions[0], env)
-	resp, body := again.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil))
-	checkError(t, resp, body, 404, "NOT_FOUND", standard)
+	checkError(t, again.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil)), 404, "NOT_FOUND", standard)
 
 	// The figures of BENCHMARKS.md (Foundation).
 	var report strings.Builder
@@ -508,13 +467,4 @@ func peakRSS(riePid int) string {
 		}
 	}
 	return "n/a"
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
