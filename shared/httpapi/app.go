@@ -114,22 +114,30 @@ func (a *App) logger() *slog.Logger {
 // Handle is the Lambda handler. It returns a nil error for every HTTP outcome.
 func (a *App) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
 	r := a.parse(ctx, ev)
-	var route *Route
-	var limitHeaders map[string]string
+	var st state
 	env := a.envelope(r.Method)
 	defer func() {
 		if p := recover(); p != nil {
 			// A panic is a bug; the client still gets the contract's 500.
 			r.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			resp = a.render(r, env, nil, NewError(http.StatusInternalServerError, CodeInternal, "Internal server error"), limitHeaders)
+			st.code = CodeInternal
+			resp = a.render(r, env, nil, NewError(http.StatusInternalServerError, CodeInternal, "Internal server error"), &st)
 		}
-		a.record(ctx, r, route, resp.StatusCode)
+		a.record(ctx, r, &st, resp.StatusCode)
 	}()
-	res, herr := a.serve(ctx, r, &route, &limitHeaders)
-	return a.render(r, env, res, herr, limitHeaders), nil
+	res, herr := a.serve(ctx, r, &st)
+	return a.render(r, env, res, herr, &st), nil
 }
 
-func (a *App) serve(ctx context.Context, r *Request, routeOut **Route, limitHeaders *map[string]string) (*Response, error) {
+// state is what the pipeline learned about a request, for its answer and its record.
+type state struct {
+	route        *Route
+	limitHeaders map[string]string
+	admitted     bool   // spent quota under a policy and was admitted
+	code         string // the answer's error code, "" on success
+}
+
+func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, error) {
 	if r.TokenSource != TokenNone && a.Sessions != nil {
 		p, err := a.Sessions.Resolve(ctx, r.Token)
 		if err != nil {
@@ -137,6 +145,11 @@ func (a *App) serve(ctx context.Context, r *Request, routeOut **Route, limitHead
 		}
 		r.Principal = p
 	}
+
+	// Matching is pure, so it runs first: a denied request is still recorded
+	// under its route. 404 and 405 are answered only after the limiter.
+	route, allowed := a.match(r)
+	st.route = route
 
 	policy := PolicyAPI
 	if a.PolicyFor != nil {
@@ -147,13 +160,13 @@ func (a *App) serve(ctx context.Context, r *Request, routeOut **Route, limitHead
 		if err != nil {
 			return nil, err
 		}
-		*limitHeaders = lr.Headers
+		st.limitHeaders = lr.Headers
 		if lr.Denied {
 			return nil, lr.Deny
 		}
+		st.admitted = true
 	}
 
-	route, allowed := a.match(r)
 	if route == nil {
 		if len(allowed) > 0 {
 			return nil, NewError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("Method %s not allowed", r.Method)).
@@ -161,7 +174,6 @@ func (a *App) serve(ctx context.Context, r *Request, routeOut **Route, limitHead
 		}
 		return nil, NotFound(fmt.Sprintf("No route for %s", r.Path))
 	}
-	*routeOut = route
 
 	if r.TokenSource == TokenCookie && isUnsafe(r.Method) && !a.originAllowed(r.Header("origin")) {
 		return nil, NewError(http.StatusForbidden, CodeCSRF, "Cross-site request rejected")
@@ -328,9 +340,9 @@ func (a *App) parse(ctx context.Context, ev events.APIGatewayV2HTTPRequest) *Req
 }
 
 // render turns a handler outcome into the API Gateway response.
-func (a *App) render(r *Request, env Envelope, res *Response, herr error, limitHeaders map[string]string) events.APIGatewayV2HTTPResponse {
+func (a *App) render(r *Request, env Envelope, res *Response, herr error, st *state) events.APIGatewayV2HTTPResponse {
 	out := events.APIGatewayV2HTTPResponse{Headers: map[string]string{}}
-	for k, v := range limitHeaders {
+	for k, v := range st.limitHeaders {
 		out.Headers[k] = v
 	}
 	if herr == nil && res == nil {
@@ -339,6 +351,7 @@ func (a *App) render(r *Request, env Envelope, res *Response, herr error, limitH
 	var body any
 	if herr != nil {
 		e := a.classify(r, herr)
+		st.code = e.Code
 		out.StatusCode = e.Status
 		for k, v := range e.Headers {
 			out.Headers[k] = v
@@ -425,18 +438,18 @@ func marshalWithRequestID(body any, requestID string) ([]byte, error) {
 	return json.Marshal(fields)
 }
 
-func (a *App) record(ctx context.Context, r *Request, route *Route, status int) {
+func (a *App) record(ctx context.Context, r *Request, st *state, status int) {
 	if a.Recorder == nil {
 		return
 	}
 	name := "unmatched"
-	if route != nil {
-		name = route.Path
+	if st.route != nil {
+		name = st.route.Path
 	}
 	now := a.now()
 	a.Recorder.Record(ctx, Observation{
-		Function: a.Function, Route: name, Method: r.Method, Status: status,
-		Duration: now.Sub(r.Started), At: now,
+		Function: a.Function, Route: name, Method: r.Method, Status: status, Code: st.code,
+		Admitted: st.admitted, Duration: now.Sub(r.Started), At: now,
 	})
 }
 

@@ -315,6 +315,51 @@ func TestLimiterRunsBeforeRoutingAndHeadersStay(t *testing.T) {
 	}
 }
 
+type allowAll struct{}
+
+func (allowAll) Limit(context.Context, string, *httpapi.Request) (httpapi.LimitResult, error) {
+	return httpapi.LimitResult{Headers: map[string]string{"X-RateLimit-Limit": "9"}}, nil
+}
+
+// The recorder learns the route even of a denied request, the answer's code
+// (RATE_LIMIT marks throttling whatever the status) and whether the request
+// spent quota and was admitted (what the load signal counts).
+func TestObservationsCarryRouteCodeAndAdmission(t *testing.T) {
+	cases := []struct {
+		name     string
+		limiter  httpapi.Limiter
+		policy   string
+		path     string
+		status   int
+		route    string
+		code     string
+		admitted bool
+	}{
+		{"denied on a known route", &denyAll{}, httpapi.PolicyAPI, "/api/test/items/7", 429, "/api/test/items/{id}", "RATE_LIMIT", false},
+		{"denied on an unknown path", &denyAll{}, httpapi.PolicyAPI, "/api/test/none", 429, "unmatched", "RATE_LIMIT", false},
+		{"admitted", allowAll{}, httpapi.PolicyAPI, "/api/test/items/7", 200, "/api/test/items/{id}", "", true},
+		{"admitted then 404", allowAll{}, httpapi.PolicyAPI, "/api/test/none", 404, "unmatched", "NOT_FOUND", true},
+		{"free probe", allowAll{}, httpapi.PolicyNone, "/api/test/items/7", 200, "/api/test/items/{id}", "", false},
+		{"handler error", allowAll{}, httpapi.PolicyAPI, "/api/test/boom", 500, "/api/test/boom", "INTERNAL_ERROR", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			app := newApp(httpapi.EnvelopeStandard, rec)
+			app.Limiter = tc.limiter
+			app.PolicyFor = func(*httpapi.Request) string { return tc.policy }
+			resp, _ := app.Handle(context.Background(), event("GET", tc.path, ""))
+			if resp.StatusCode != tc.status || len(rec.obs) != 1 {
+				t.Fatalf("status %d, %d observations", resp.StatusCode, len(rec.obs))
+			}
+			o := rec.obs[0]
+			if o.Route != tc.route || o.Code != tc.code || o.Admitted != tc.admitted || o.Status != tc.status {
+				t.Errorf("observation %+v, want route %q code %q admitted %v", o, tc.route, tc.code, tc.admitted)
+			}
+		})
+	}
+}
+
 func TestRequestIDGeneratedLocally(t *testing.T) {
 	ev := event("GET", "/api/test", "")
 	ev.RequestContext.RequestID = ""

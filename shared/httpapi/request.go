@@ -175,6 +175,13 @@ type Observation struct {
 	Route    string // route pattern, "unmatched" for 404s
 	Method   string
 	Status   int
+	// Code is the answer's error code ("" on success); RATE_LIMIT marks a
+	// throttled request whatever its status (RATE_LIMIT_STATUS=503).
+	Code string
+	// Admitted is true when the request spent quota under a limiter policy and
+	// was let through: the traffic a client's quota bounds, which the load
+	// signal counts. Free probes (status=true) and denials are not admitted.
+	Admitted bool
 	Duration time.Duration
 	At       time.Time
 }
