@@ -108,3 +108,30 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		t.Errorf("all problems not reported together: %v", err)
 	}
 }
+
+// config.Variables is what the template test checks against the template, so
+// it must be exactly what Load reads (less the variables Lambda itself sets).
+func TestVariablesListsEveryVariableLoadReads(t *testing.T) {
+	read := map[string]bool{}
+	if _, err := config.Load("auth", func(k string) string { read[k] = true; return "" }); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, v := range config.Variables {
+		if listed[v] {
+			t.Errorf("%s listed twice", v)
+		}
+		listed[v] = true
+		if !read[v] {
+			t.Errorf("%s is listed but Load never reads it", v)
+		}
+	}
+	for v := range read {
+		if strings.HasPrefix(v, "AWS_") { // set by Lambda, not declared in the template
+			continue
+		}
+		if !listed[v] {
+			t.Errorf("Load reads %s, which config.Variables does not list (so the template test cannot check it)", v)
+		}
+	}
+}

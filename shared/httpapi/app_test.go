@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
@@ -421,4 +422,23 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("invalid JSON body %q", resp.Body)
 		}
 	})
+}
+
+// Every request's log lines carry both the API Gateway and the Lambda request id.
+func TestLogsCarryBothRequestIDs(t *testing.T) {
+	var buf apitest.LogBuffer
+	app := newApp(httpapi.EnvelopeStandard, &recorder{})
+	app.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "lambda-req-7"})
+	resp, _ := app.Handle(ctx, event("GET", "/api/test/boom", ""))
+	if resp.StatusCode != 500 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	out := buf.String()
+	if !strings.Contains(out, `"apiRequestId":"req-1"`) || !strings.Contains(out, `"lambdaRequestId":"lambda-req-7"`) {
+		t.Errorf("log lines lack the request ids: %s", out)
+	}
+	if strings.Contains(resp.Body, "secret internal detail") || !strings.Contains(out, "secret internal detail") {
+		t.Errorf("the internal error belongs in the log, not the body: body %s", resp.Body)
+	}
 }

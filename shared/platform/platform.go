@@ -83,7 +83,8 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	d := &Deps{
 		Config: cfg,
 		AWS:    ac,
-		DB:     store.NewDynamoDB(ac, cfg, o.dbOptions...),
+		// The breaker is outermost, so a store outage costs a request about one DB_TIMEOUT.
+		DB:     store.NewDynamoDB(ac, cfg, append([]func(*dynamodb.Options){store.NewBreaker(store.BreakerCooldown, o.clock.Now).Option()}, o.dbOptions...)...),
 		Clock:  o.clock,
 		Random: o.random,
 		Logger: o.logger.With("function", cfg.Function),

@@ -203,3 +203,24 @@ func TestCallCounterByTable(t *testing.T) {
 		t.Error("Reset left counts")
 	}
 }
+
+// DynamoDB Local's CRC32 quirk is worked around only with an endpoint
+// override; against AWS the SDK keeps validating response checksums.
+func TestChecksumQuirkOnlyWithEndpointOverride(t *testing.T) {
+	local := client(t, "http://127.0.0.1:8000", "5000").Options()
+	if !local.DisableValidateResponseChecksum || aws.ToString(local.BaseEndpoint) != "http://127.0.0.1:8000" {
+		t.Errorf("local client: checksum validation disabled=%v endpoint=%v", local.DisableValidateResponseChecksum, aws.ToString(local.BaseEndpoint))
+	}
+	cfg, err := config.Load("test", func(k string) string { return map[string]string{"AWS_REGION": "eu-west-1"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := store.LoadAWS(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := store.NewDynamoDB(ac, cfg).Options()
+	if real.DisableValidateResponseChecksum || real.BaseEndpoint != nil {
+		t.Errorf("AWS client: checksum validation disabled=%v endpoint=%v", real.DisableValidateResponseChecksum, real.BaseEndpoint)
+	}
+}
