@@ -116,7 +116,10 @@ func (s *service) principal(ctx context.Context, r *httpapi.Request, tok string)
 	return s.sessions.Resolve(ctx, tok)
 }
 
-// logout ends the session with one conditional delete.
+// logout ends the session with one conditional delete (plus a read of the
+// user when the session was not resolved in this request). A session that
+// had already ended (expired, or ended by a session-version bump) answers
+// SESSION_NOT_FOUND like an unknown one; its item is deleted all the same.
 func (s *service) logout(ctx context.Context, r *httpapi.Request, req AuthRequest) (*httpapi.Response, error) {
 	tok, _ := token(r, req.SessionID)
 	if tok == "" {
@@ -124,8 +127,8 @@ func (s *service) logout(ctx context.Context, r *httpapi.Request, req AuthReques
 	}
 	var ended bool
 	var err error
-	if p := r.Principal; p != nil && tok == r.Token {
-		ended, err = s.sessions.Revoke(ctx, p.SessionHash, p.UserID)
+	if sess := resolvedSession(r, tok); sess != nil {
+		ended, err = s.sessions.RevokeValidated(ctx, sess)
 	} else {
 		ended, err = s.sessions.Logout(ctx, tok)
 	}
@@ -144,6 +147,16 @@ func (s *service) logout(ctx context.Context, r *httpapi.Request, req AuthReques
 	r.Logger.InfoContext(ctx, "logout", "audit", true, "event", "session.ended", "handle", sessions.HandleOf(sessions.HashToken(tok)))
 	res.Body = map[string]any{"success": true, "message": "Logged out successfully", "code": CodeSuccess}
 	return res, nil
+}
+
+// resolvedSession returns the session of tok when the middleware validated
+// it in this request; nil otherwise.
+func resolvedSession(r *httpapi.Request, tok string) *sessions.Session {
+	if r.Principal == nil || tok != r.Token || r.TokenSource == httpapi.TokenNone {
+		return nil
+	}
+	sess, _ := r.Principal.Session.(*sessions.Session)
+	return sess
 }
 
 // validate answers as login plus session.lastActivity. session.id is the

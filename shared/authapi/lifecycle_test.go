@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -232,20 +233,30 @@ func TestExpiryOnRead(t *testing.T) {
 }
 
 // TestConcurrentFirstStarts: 20 instances starting at once on empty tables
-// create exactly one master user and one copy of each role.
+// create exactly one master user and one copy of each role. Creation is
+// proved exactly-once, not just "one item at the end" (which a blind put
+// would also leave): exactly one start writes the user.created audit line,
+// and the stored item is the one that start wrote. Each start has its own
+// logger and its own clock, 1 ms apart, so the stored createdAt names the
+// start whose write is in the table.
 func TestConcurrentFirstStarts(t *testing.T) {
 	t.Parallel()
 	password := apitest.RandomPassword(t)
 	env := dynamotest.New(t, "auth", baseOverrides(password))
 	fake := clock.NewFake(apitest.Epoch)
+	const starts = 20
+	logs := make([]*apitest.LogBuffer, starts)
 	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for i := 0; i < 20; i++ {
+	errs := make(chan error, starts)
+	for i := 0; i < starts; i++ {
+		logs[i] = &apitest.LogBuffer{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx := context.Background()
-			deps, err := platform.New(ctx, env.Config, platform.WithClock(fake), platform.WithLogger(discardLogger()))
+			logger := slog.New(slog.NewJSONHandler(logs[i], nil))
+			own := clock.NewFake(apitest.Epoch.Add(time.Duration(i) * time.Millisecond))
+			deps, err := platform.New(ctx, env.Config, platform.WithClock(own), platform.WithLogger(logger))
 			if err != nil {
 				errs <- err
 				return
@@ -259,6 +270,29 @@ func TestConcurrentFirstStarts(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatalf("start failed: %v", err)
+	}
+	creator := -1
+	for i, l := range logs {
+		for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
+			var rec struct {
+				Audit  bool   `json:"audit"`
+				Event  string `json:"event"`
+				Target string `json:"target"`
+			}
+			if line == "" || json.Unmarshal([]byte(line), &rec) != nil || rec.Event != "user.created" {
+				continue
+			}
+			if !rec.Audit || rec.Target != strings.ToLower(masterName) {
+				t.Fatalf("start %d: malformed user.created line %s", i, line)
+			}
+			if creator >= 0 {
+				t.Fatalf("starts %d and %d both reported creating the master user", creator, i)
+			}
+			creator = i
+		}
+	}
+	if creator < 0 {
+		t.Fatal("no start reported creating the master user")
 	}
 	items := scanAll(t, env.Client, env.Tables.Users)
 	kinds := map[string]int{}
@@ -281,6 +315,13 @@ func TestConcurrentFirstStarts(t *testing.T) {
 	}
 	if len(admins.Admins) != 1 || admins.Admins[0] != strings.ToLower(masterName) {
 		t.Fatalf("admin set = %v", admins.Admins)
+	}
+	stored, err := users.New(env.Client, env.Tables.Users, fake, nil).Get(context.Background(), masterName)
+	if err != nil || stored == nil {
+		t.Fatalf("master user: %v %v", stored, err)
+	}
+	if want := apitest.Epoch.Add(time.Duration(creator) * time.Millisecond).UnixMilli(); stored.CreatedAt != want || stored.Rev != 1 {
+		t.Fatalf("stored user has createdAt %d rev %d, want %d rev 1: another start overwrote the creator's write", stored.CreatedAt, stored.Rev, want)
 	}
 	// The created user logs in with the configured password.
 	deps, err := platform.New(context.Background(), env.Config, platform.WithClock(fake), platform.WithLogger(discardLogger()))
@@ -455,8 +496,35 @@ func TestDynamoDBCalls(t *testing.T) {
 	if ok, err := mgr.Logout(ctx, tok); err != nil || !ok {
 		t.Fatalf("logout: %v %v", ok, err)
 	}
+	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1 GetItem:1]" {
+		t.Fatalf("logout: %v, want one DeleteItem and one GetItem (the user's version)", got)
+	}
+	// A session resolved in this request (header or cookie token) needs no user read.
+	tok2 := e.login(t, masterName, e.masterPassword)
+	s2, _, _ := mgr.Validate(ctx, tok2)
+	e.calls.Reset()
+	if ok, err := mgr.RevokeValidated(ctx, s2); err != nil || !ok {
+		t.Fatalf("revoke validated: %v %v", ok, err)
+	}
 	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1]" {
-		t.Fatalf("logout: %v, want one DeleteItem", got)
+		t.Fatalf("logout of a resolved session: %v, want one DeleteItem", got)
+	}
+	// A dead token: one read the first time on an instance, none after.
+	e.calls.Reset()
+	for i := 0; i < 3; i++ {
+		if s, _, _ := mgr.Validate(ctx, tok); s != nil {
+			t.Fatal("logged-out session accepted")
+		}
+	}
+	if got := identity(); len(got) != 0 {
+		t.Fatalf("a token logged out on this instance: %v, want no call", got)
+	}
+	other, _ := sessions.NewToken(strings.ToLower(masterName))
+	for i := 0; i < 3; i++ {
+		mgr.Validate(ctx, other)
+	}
+	if got := identity(); fmt.Sprint(got) != "map[BatchGetItem:1]" {
+		t.Fatalf("a never-issued token validated 3 times: %v, want one BatchGetItem", got)
 	}
 }
 

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
@@ -19,10 +24,13 @@ var base = time.Date(2100, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func TestCompute(t *testing.T) {
 	prev, cur := base.Add(-time.Minute), base
+	// Requests counts every answered request; only the admitted ones (quota
+	// spent and let through) load the system: the 200 + 100 others (free
+	// probes, denials) show in RequestsLastMinute and nowhere else.
 	minutes := []metrics.Minute{
-		{Start: prev, Counts: metrics.Counts{Requests: 600, DurationMs: 60_000}},
-		{Start: cur, Counts: metrics.Counts{Requests: 300, DurationMs: 15_000}},
-		{Start: prev.Add(-time.Minute), Counts: metrics.Counts{Requests: 1_000_000}}, // outside the window: ignored
+		{Start: prev, Counts: metrics.Counts{Requests: 800, Admitted: 600, DurationMs: 60_000}},
+		{Start: cur, Counts: metrics.Counts{Requests: 400, Admitted: 300, DurationMs: 15_000}},
+		{Start: prev.Add(-time.Minute), Counts: metrics.Counts{Requests: 1_000_000, Admitted: 1_000_000}}, // outside the window: ignored
 	}
 	tests := []struct {
 		name     string
@@ -32,19 +40,20 @@ func TestCompute(t *testing.T) {
 		want     Snapshot
 	}{
 		{"start of minute: all of the previous", cur, OverrideTotals{}, 6000,
-			Snapshot{RequestsLastMinute: 900, MeasuredLoad: 0.15, CurrentLoad: 0.15, ActiveConnections: 1.25}},
+			Snapshot{RequestsLastMinute: 1200, AdmittedLastMinute: 900, MeasuredLoad: 0.15, CurrentLoad: 0.15, ActiveConnections: 1.25}},
 		{"half way: half of the previous", cur.Add(30 * time.Second), OverrideTotals{}, 6000,
-			Snapshot{RequestsLastMinute: 600, MeasuredLoad: 0.1, CurrentLoad: 0.1, ActiveConnections: 0.75}},
+			Snapshot{RequestsLastMinute: 800, AdmittedLastMinute: 600, MeasuredLoad: 0.1, CurrentLoad: 0.1, ActiveConnections: 0.75}},
 		{"overrides add and clamp", cur.Add(30 * time.Second), OverrideTotals{Load: 0.95, Connections: 50_000, Count: 2}, 6000,
-			Snapshot{RequestsLastMinute: 600, MeasuredLoad: 0.1, OverrideLoad: 0.95, CurrentLoad: 1, ActiveConnections: 50_000, OverrideConnections: 50_000, SimulateLoad: true}},
+			Snapshot{RequestsLastMinute: 800, AdmittedLastMinute: 600, MeasuredLoad: 0.1, OverrideLoad: 0.95, CurrentLoad: 1, ActiveConnections: 50_000, OverrideConnections: 50_000, SimulateLoad: true}},
 		{"over capacity clamps to 1", cur, OverrideTotals{}, 100,
-			Snapshot{RequestsLastMinute: 900, MeasuredLoad: 1, CurrentLoad: 1, ActiveConnections: 1.25}},
+			Snapshot{RequestsLastMinute: 1200, AdmittedLastMinute: 900, MeasuredLoad: 1, CurrentLoad: 1, ActiveConnections: 1.25}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := compute(tc.at, minutes, tc.ov, tc.capacity)
 			tc.want.At = tc.at
-			if got.RequestsLastMinute != tc.want.RequestsLastMinute || !near(got.MeasuredLoad, tc.want.MeasuredLoad) ||
+			if got.RequestsLastMinute != tc.want.RequestsLastMinute || got.AdmittedLastMinute != tc.want.AdmittedLastMinute ||
+				!near(got.MeasuredLoad, tc.want.MeasuredLoad) ||
 				!near(got.CurrentLoad, tc.want.CurrentLoad) || !near(got.OverrideLoad, tc.want.OverrideLoad) ||
 				!near(got.ActiveConnections, tc.want.ActiveConnections) || got.OverrideConnections != tc.want.OverrideConnections ||
 				got.SimulateLoad != tc.want.SimulateLoad || !got.At.Equal(tc.at) {
@@ -109,7 +118,7 @@ func TestMeterCachesTwoSeconds(t *testing.T) {
 	o := NewOverrides(env.Client, env.Tables.LoadOverrides, time.Minute, fake)
 	m := NewMeter(counters, o, 600, fake)
 	ctx := context.Background()
-	if err := counters.Add(ctx, fake.Now(), metrics.Counts{Requests: 60, DurationMs: 6000}); err != nil {
+	if err := counters.Add(ctx, fake.Now(), metrics.Counts{Requests: 60, Admitted: 60, DurationMs: 6000}); err != nil {
 		t.Fatal(err)
 	}
 	calls.Reset()
@@ -117,13 +126,13 @@ func TestMeterCachesTwoSeconds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.RequestsLastMinute != 60 || !near(s.MeasuredLoad, 0.1) || !near(s.ActiveConnections, 0.1) {
+	if s.RequestsLastMinute != 60 || s.AdmittedLastMinute != 60 || !near(s.MeasuredLoad, 0.1) || !near(s.ActiveConnections, 0.1) {
 		t.Errorf("snapshot = %+v", s)
 	}
 	if n := calls.Count("Query"); n != 3 {
 		t.Errorf("%d queries, want one per shard (2) plus one for overrides", n)
 	}
-	if err := counters.Add(ctx, fake.Now(), metrics.Counts{Requests: 60}); err != nil {
+	if err := counters.Add(ctx, fake.Now(), metrics.Counts{Requests: 60, Admitted: 60}); err != nil {
 		t.Fatal(err)
 	}
 	fake.Advance(CacheFor - time.Millisecond)
@@ -154,5 +163,150 @@ func TestMeterErrorKeepsLast(t *testing.T) {
 	}
 	if _, ok := m.Last(); ok {
 		t.Error("Last reported a snapshot that never was")
+	}
+}
+
+// With the store unreachable, a failed refresh is remembered for CacheFor
+// like a successful one: every Snapshot inside the window answers the same
+// error without a DynamoDB call (counted by the SDK middleware), so an outage
+// costs one refresh per instance per CacheFor, not one per request. Last keeps
+// the last success, and Invalidate forces a new read.
+func TestMeterCachesAFailedRefresh(t *testing.T) {
+	env := dynamotest.New(t, "traffic-manager", map[string]string{"METRIC_SHARDS": "2"})
+	fake := clock.NewFake(base.Add(15 * time.Second))
+	ctx := context.Background()
+	if err := metrics.NewCounters(env.Client, env.Tables.Metrics, 2, fake).Add(ctx, fake.Now(), metrics.Counts{Requests: 6, Admitted: 6}); err != nil {
+		t.Fatal(err)
+	}
+	var calls store.CallCounter
+	up := env.NewClient(t, calls.Option())
+	env.Config.DynamoDBEndpoint = apitest.ClosedURL(t)
+	down := env.NewClient(t, calls.Option(), func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
+
+	// One meter whose client can be switched between the live store and a dead port.
+	var dead atomic.Bool
+	pick := func() *dynamodb.Client {
+		if dead.Load() {
+			return down
+		}
+		return up
+	}
+	m := NewMeterFrom(minutesVia{func() MinuteReader { return metrics.NewCounters(pick(), env.Tables.Metrics, 2, fake) }},
+		overridesVia{func() OverrideReader { return NewOverrides(pick(), env.Tables.LoadOverrides, time.Minute, fake) }}, 60, fake)
+	good, err := m.Snapshot(ctx)
+	if err != nil || good.AdmittedLastMinute != 6 {
+		t.Fatalf("live snapshot = %+v, %v", good, err)
+	}
+	dead.Store(true)
+	steps := []struct {
+		name    string
+		advance time.Duration
+		calls   bool // whether this Snapshot may call DynamoDB
+	}{
+		{"cache expired: one refresh, which fails", CacheFor, true},
+		{"same instant: the failure is cached", 0, false},
+		{"again", 0, false},
+		{"just inside the window", CacheFor - time.Millisecond, false},
+		{"window over: one new refresh", time.Millisecond, true},
+		{"its failure is cached in turn", time.Second, false},
+	}
+	for _, st := range steps {
+		fake.Advance(st.advance)
+		calls.Reset()
+		_, err := m.Snapshot(ctx)
+		if err == nil {
+			t.Fatalf("%s: no error with the store down", st.name)
+		}
+		if n := calls.Total(); (n > 0) != st.calls {
+			t.Errorf("%s: %d DynamoDB calls (%v), want calls=%v", st.name, n, calls.Snapshot(), st.calls)
+		}
+		if last, ok := m.Last(); !ok || last != good {
+			t.Errorf("%s: Last = %+v %v, want the last success", st.name, last, ok)
+		}
+	}
+	// The store is back and this instance wrote an override: Invalidate drops
+	// the cached failure at once.
+	dead.Store(false)
+	m.Invalidate()
+	calls.Reset()
+	if s, err := m.Snapshot(ctx); err != nil || calls.Total() == 0 || !s.At.Equal(fake.Now()) {
+		t.Errorf("after Invalidate: %+v %v with %d calls, want a fresh read", s, err, calls.Total())
+	}
+}
+
+// minutesVia and overridesVia build their reader on every call, so a test
+// can switch the client under one meter.
+type minutesVia struct{ r func() MinuteReader }
+
+func (v minutesVia) Minutes(ctx context.Context, from, to time.Time) ([]metrics.Minute, error) {
+	return v.r().Minutes(ctx, from, to)
+}
+
+type overridesVia struct{ r func() OverrideReader }
+
+func (v overridesVia) Current(ctx context.Context) (OverrideTotals, error) { return v.r().Current(ctx) }
+
+// barrier readers: each waits until the other has started, so a meter that
+// reads one after the other never gets past the first (the guard context
+// then ends the wait and the test fails); one that reads both at once does.
+type barrier struct {
+	minutesIn, overridesIn chan struct{}
+}
+
+func (b barrier) Minutes(ctx context.Context, _, _ time.Time) ([]metrics.Minute, error) {
+	close(b.minutesIn)
+	select {
+	case <-b.overridesIn:
+		return []metrics.Minute{{Start: base, Counts: metrics.Counts{Requests: 3, Admitted: 3}}}, nil
+	case <-ctx.Done():
+		return nil, errors.New("the overrides were not read while the counters were")
+	}
+}
+
+func (b barrier) Current(ctx context.Context) (OverrideTotals, error) {
+	close(b.overridesIn)
+	select {
+	case <-b.minutesIn:
+		return OverrideTotals{Load: 0.5, Count: 1}, nil
+	case <-ctx.Done():
+		return OverrideTotals{}, errors.New("the counters were not read while the overrides were")
+	}
+}
+
+type failingOverrides struct{}
+
+func (failingOverrides) Current(context.Context) (OverrideTotals, error) {
+	return OverrideTotals{}, errors.New("overrides table gone")
+}
+
+// blockingMinutes returns only when its context ends.
+type blockingMinutes struct{ cancelled *atomic.Bool }
+
+func (b blockingMinutes) Minutes(ctx context.Context, _, _ time.Time) ([]metrics.Minute, error) {
+	<-ctx.Done()
+	b.cancelled.Store(true)
+	return nil, ctx.Err()
+}
+
+// The counters and the overrides are read at the same time, and the first
+// failure cancels the other read and is the error reported.
+func TestMeterReadsCountersAndOverridesConcurrently(t *testing.T) {
+	// Only a guard against a deadlock of the sequential reads; a passing run
+	// never waits on it.
+	guard, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := barrier{minutesIn: make(chan struct{}), overridesIn: make(chan struct{})}
+	s, err := NewMeterFrom(b, b, 10, clock.NewFake(base)).Snapshot(guard)
+	if err != nil {
+		t.Fatalf("reads were not concurrent: %v", err)
+	}
+	if s.AdmittedLastMinute != 3 || !near(s.MeasuredLoad, 0.3) || !near(s.CurrentLoad, 0.8) {
+		t.Errorf("snapshot = %+v", s)
+	}
+
+	var cancelled atomic.Bool
+	_, err = NewMeterFrom(blockingMinutes{&cancelled}, failingOverrides{}, 10, clock.NewFake(base)).Snapshot(guard)
+	if err == nil || !strings.Contains(err.Error(), "read load overrides: overrides table gone") || !cancelled.Load() {
+		t.Errorf("err = %v (counter read cancelled: %v), want the overrides' failure, the other read cancelled", err, cancelled.Load())
 	}
 }

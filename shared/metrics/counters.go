@@ -23,9 +23,10 @@ const CounterTTL = 7*24*time.Hour + 2*time.Hour
 
 // Counts are the per-minute counters every function adds to.
 type Counts struct {
-	Requests     int64 // every finished request
-	Errors5xx    int64 // status >= 500 (failed)
-	Throttled    int64 // status 429
+	Requests     int64 // every finished request (the monitor's totals)
+	Admitted     int64 // requests that spent quota under a limiter policy and were let through (the load's numerator)
+	Errors5xx    int64 // failed: status >= 500 and not throttled (see Classify)
+	Throttled    int64 // status 429, or code RATE_LIMIT whatever the status (see Classify)
 	Slow         int64 // duration over SLOW_QUERY_MS
 	DurationMs   int64 // summed duration, for the mean
 	FailedLogins int64 // security events fed by the identity code
@@ -34,7 +35,7 @@ type Counts struct {
 // Plus returns the element-wise sum.
 func (c Counts) Plus(o Counts) Counts {
 	return Counts{
-		Requests: c.Requests + o.Requests, Errors5xx: c.Errors5xx + o.Errors5xx,
+		Requests: c.Requests + o.Requests, Admitted: c.Admitted + o.Admitted, Errors5xx: c.Errors5xx + o.Errors5xx,
 		Throttled: c.Throttled + o.Throttled, Slow: c.Slow + o.Slow,
 		DurationMs: c.DurationMs + o.DurationMs, FailedLogins: c.FailedLogins + o.FailedLogins,
 	}
@@ -91,6 +92,7 @@ func (s *Counters) Add(ctx context.Context, at time.Time, delta Counts) error {
 		}
 	}
 	add("requests", delta.Requests)
+	add("admitted", delta.Admitted)
 	add("errors5xx", delta.Errors5xx)
 	add("throttled", delta.Throttled)
 	add("slow", delta.Slow)
@@ -196,7 +198,7 @@ func (s *Counters) queryShard(ctx context.Context, shard int, from, to time.Time
 				continue
 			}
 			out[sec] = out[sec].Plus(Counts{
-				Requests: store.Int(item["requests"]), Errors5xx: store.Int(item["errors5xx"]),
+				Requests: store.Int(item["requests"]), Admitted: store.Int(item["admitted"]), Errors5xx: store.Int(item["errors5xx"]),
 				Throttled: store.Int(item["throttled"]), Slow: store.Int(item["slow"]),
 				DurationMs: store.Int(item["durationMs"]), FailedLogins: store.Int(item["failedLogins"]),
 			})

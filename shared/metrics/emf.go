@@ -68,13 +68,15 @@ type emfMeta struct {
 
 // requestLine is one request's EMF document. Dimension values and metric
 // values are root members, as the specification requires; method and status
-// are plain properties (searchable in Logs Insights, not metrics).
+// and the error code are plain properties (searchable in Logs Insights, not
+// metrics).
 type requestLine struct {
 	AWS       emfMeta `json:"_aws"`
 	Function  string  `json:"function"`
 	Route     string  `json:"route"`
 	Method    string  `json:"method"`
 	Status    int     `json:"status"`
+	Code      string  `json:"code,omitempty"`
 	Requests  int     `json:"Requests"`
 	Errors5xx int     `json:"Errors5xx"`
 	Throttled int     `json:"Throttled"`
@@ -92,17 +94,20 @@ type eventLine struct {
 // RequestLine renders the EMF line (without newline) for one finished request.
 // route is the dimension value: "<METHOD> <pattern>" for a matched route, or
 // "unmatched" (never the raw path or method of an unmatched request, which a
-// client controls).
-func RequestLine(at time.Time, function, route, method string, status int, d time.Duration) []byte {
+// client controls). code is the answer's error code ("" on success); status
+// and code decide Errors5xx and Throttled as Classify does.
+func RequestLine(at time.Time, function, route, method string, status int, code string, d time.Duration) []byte {
+	failed, throttled := Classify(status, code)
 	line := requestLine{
 		AWS:       emfMeta{Timestamp: at.UnixMilli(), CloudWatchMetrics: requestDirective},
 		Function:  dimensionValue(function, "unknown"),
 		Route:     dimensionValue(route, "unmatched"),
 		Method:    dimensionValue(method, "UNKNOWN"),
 		Status:    status,
+		Code:      dimensionValue(code, ""),
 		Requests:  1,
-		Errors5xx: boolInt(status >= 500),
-		Throttled: boolInt(status == 429),
+		Errors5xx: boolInt(failed),
+		Throttled: boolInt(throttled),
 		LatencyMs: float64(max(d, 0).Microseconds()) / 1000,
 	}
 	b, err := json.Marshal(line)

@@ -112,24 +112,28 @@ func TestRequestLineMatchesEMF(t *testing.T) {
 		name              string
 		route, method     string
 		status            int
+		code              string
 		d                 time.Duration
 		wantRoute         string
 		errors, throttled int64
 		wantLatency       string
 	}{
-		{"ok", "/api/system-monitor", "GET", 200, 12500 * time.Microsecond, "GET /api/system-monitor", 0, 0, "12.5"},
-		{"server error", "/api/auth", "POST", 503, time.Second, "POST /api/auth", 1, 0, "1000"},
-		{"throttled", "/api/traffic-manager", "GET", 429, 0, "GET /api/traffic-manager", 0, 1, "0"},
-		{"unmatched keeps the client's path and method out", "unmatched", "PROPFIND", 404, time.Millisecond, "unmatched", 0, 0, "1"},
+		{"ok", "/api/system-monitor", "GET", 200, "", 12500 * time.Microsecond, "GET /api/system-monitor", 0, 0, "12.5"},
+		{"server error", "/api/auth", "POST", 503, "SERVICE_UNAVAILABLE", time.Second, "POST /api/auth", 1, 0, "1000"},
+		{"overload is a failure", "/api/traffic-manager", "GET", 503, "SYS_OVERLOAD", 0, "GET /api/traffic-manager", 1, 0, "0"},
+		{"throttled", "/api/traffic-manager", "GET", 429, "RATE_LIMIT", 0, "GET /api/traffic-manager", 0, 1, "0"},
+		// RATE_LIMIT_STATUS=503: the same throttle, answered 503; not a failure.
+		{"throttled as 503", "/api/traffic-manager", "GET", 503, "RATE_LIMIT", 0, "GET /api/traffic-manager", 0, 1, "0"},
+		{"unmatched keeps the client's path and method out", "unmatched", "PROPFIND", 404, "NOT_FOUND", time.Millisecond, "unmatched", 0, 0, "1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			line := metrics.RequestLine(at, "system-monitor", metrics.RouteDimension(tt.method, tt.route), tt.method, tt.status, tt.d)
+			line := metrics.RequestLine(at, "system-monitor", metrics.RouteDimension(tt.method, tt.route), tt.method, tt.status, tt.code, tt.d)
 			if bytes.ContainsRune(line, '\n') {
 				t.Fatal("an EMF line must be one line")
 			}
 			doc := checkEMF(t, line)
-			if doc["function"] != "system-monitor" || doc["route"] != tt.wantRoute {
+			if doc["function"] != "system-monitor" || doc["route"] != tt.wantRoute || (tt.code != "" && doc["code"] != tt.code) {
 				t.Errorf("dimensions = %v / %v", doc["function"], doc["route"])
 			}
 			if ts, _ := doc["_aws"].(map[string]any)["Timestamp"].(json.Number).Int64(); ts != at.UnixMilli() {
@@ -152,7 +156,7 @@ func TestRequestLineMatchesEMF(t *testing.T) {
 
 func TestLongAndBlankDimensionValuesStayValid(t *testing.T) {
 	long := "/api/" + strings.Repeat("é", 2000)
-	line := metrics.RequestLine(time.Unix(0, 0), "", metrics.RouteDimension("GET", long), "GET", 200, 0)
+	line := metrics.RequestLine(time.Unix(0, 0), "", metrics.RouteDimension("GET", long), "GET", 200, "", 0)
 	doc := checkEMF(t, line)
 	if doc["function"] != "unknown" {
 		t.Errorf("blank function = %v", doc["function"])
@@ -160,7 +164,7 @@ func TestLongAndBlankDimensionValuesStayValid(t *testing.T) {
 	if n := len([]rune(doc["route"].(string))); n != metrics.MaxDimensionValueLen {
 		t.Errorf("route length = %d", n)
 	}
-	invalid := metrics.RequestLine(time.Unix(0, 0), "auth", "GET /api/\xff", "GET", 200, 0)
+	invalid := metrics.RequestLine(time.Unix(0, 0), "auth", "GET /api/\xff", "GET", 200, "", 0)
 	checkEMF(t, invalid)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -78,12 +79,27 @@ func NewRecorder(cfg config.Config, db CounterAPI, c clock.Clock, out io.Writer,
 // METRICS_REALTIME=off).
 func (r *Recorder) Counters() *Counters { return r.counters }
 
+// Classify sorts a finished request by its status and error code. A request
+// is throttled when it was answered 429 or with the code RATE_LIMIT, whatever
+// the status: with RATE_LIMIT_STATUS=503 a limiter denial is a 503 RATE_LIMIT,
+// the opt-in spelling of the same throttle (API.md: "429s count as
+// throttled"). It is failed when its status is >= 500 and it is not throttled,
+// so a denial never lowers availability or feeds the error-rate rules. The two
+// are exclusive.
+func Classify(status int, code string) (failed, throttled bool) {
+	throttled = status == http.StatusTooManyRequests || code == httpapi.CodeRateLimit
+	failed = status >= 500 && !throttled
+	return failed, throttled
+}
+
 // Delta is what one observation adds to the minute counters.
 func Delta(o httpapi.Observation, slow time.Duration) Counts {
+	failed, throttled := Classify(o.Status, o.Code)
 	return Counts{
 		Requests:   1,
-		Errors5xx:  int64(boolInt(o.Status >= 500)),
-		Throttled:  int64(boolInt(o.Status == 429)),
+		Admitted:   int64(boolInt(o.Admitted)),
+		Errors5xx:  int64(boolInt(failed)),
+		Throttled:  int64(boolInt(throttled)),
 		Slow:       int64(boolInt(o.Duration > slow)),
 		DurationMs: max(o.Duration.Milliseconds(), 0),
 	}
@@ -95,7 +111,7 @@ func (r *Recorder) Record(ctx context.Context, o httpapi.Observation) {
 	if function == "" {
 		function = r.function
 	}
-	r.write(RequestLine(o.At, function, RouteDimension(o.Method, o.Route), o.Method, o.Status, o.Duration))
+	r.write(RequestLine(o.At, function, RouteDimension(o.Method, o.Route), o.Method, o.Status, o.Code, o.Duration))
 	if r.counters == nil {
 		return
 	}

@@ -31,19 +31,22 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 	ctx := context.Background()
 
 	obs := []struct {
-		status int
-		d      time.Duration
-		minute int
+		status   int
+		code     string
+		admitted bool
+		d        time.Duration
+		minute   int
 	}{
-		{200, 20 * time.Millisecond, 0}, {200, 150 * time.Millisecond, 0}, {404, 5 * time.Millisecond, 0},
-		{429, 0, 0}, {500, 300 * time.Millisecond, 0}, {503, 100 * time.Millisecond, 0},
-		{201, 101 * time.Millisecond, 1}, {429, time.Millisecond, 1},
+		{200, "", true, 20 * time.Millisecond, 0}, {200, "", false, 150 * time.Millisecond, 0}, {404, "NOT_FOUND", true, 5 * time.Millisecond, 0},
+		{429, "RATE_LIMIT", false, 0, 0}, {500, "INTERNAL_ERROR", true, 300 * time.Millisecond, 0}, {503, "SERVICE_UNAVAILABLE", true, 100 * time.Millisecond, 0},
+		{201, "", true, 101 * time.Millisecond, 1}, {429, "RATE_LIMIT", false, time.Millisecond, 1},
+		{503, "RATE_LIMIT", false, 0, 1}, // RATE_LIMIT_STATUS=503: throttled, not failed
 	}
 	calls.Reset()
 	for _, o := range obs {
 		rec.Record(ctx, httpapi.Observation{
-			Function: "auth", Route: "/api/auth", Method: "POST", Status: o.status, Duration: o.d,
-			At: base.Add(time.Duration(o.minute)*time.Minute + 30*time.Second),
+			Function: "auth", Route: "/api/auth", Method: "POST", Status: o.status, Code: o.code, Admitted: o.admitted,
+			Duration: o.d, At: base.Add(time.Duration(o.minute)*time.Minute + 30*time.Second),
 		})
 	}
 	if got := calls.Snapshot(); calls.Total() != len(obs) || got["UpdateItem"] != len(obs) {
@@ -63,8 +66,8 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []metrics.Counts{
-		{Requests: 6, Errors5xx: 2, Throttled: 1, Slow: 2, DurationMs: 575},
-		{Requests: 2, Throttled: 1, Slow: 1, DurationMs: 102},
+		{Requests: 6, Admitted: 4, Errors5xx: 2, Throttled: 1, Slow: 2, DurationMs: 575},
+		{Requests: 3, Admitted: 1, Throttled: 2, Slow: 1, DurationMs: 102},
 	}
 	if len(ms) != 2 {
 		t.Fatalf("minutes = %+v", ms)
@@ -147,22 +150,30 @@ func TestRecorderNeverFailsWhenTheTableIsDown(t *testing.T) {
 func TestDelta(t *testing.T) {
 	slow := 1000 * time.Millisecond
 	tests := []struct {
-		status int
-		d      time.Duration
-		want   metrics.Counts
+		status   int
+		code     string
+		admitted bool
+		d        time.Duration
+		want     metrics.Counts
 	}{
-		{200, slow, metrics.Counts{Requests: 1, DurationMs: 1000}},
-		{200, slow + time.Millisecond, metrics.Counts{Requests: 1, Slow: 1, DurationMs: 1001}},
-		{400, 0, metrics.Counts{Requests: 1}},
-		{429, 0, metrics.Counts{Requests: 1, Throttled: 1}},
-		{499, 0, metrics.Counts{Requests: 1}},
-		{500, 0, metrics.Counts{Requests: 1, Errors5xx: 1}},
-		{503, 0, metrics.Counts{Requests: 1, Errors5xx: 1}},
-		{200, -time.Second, metrics.Counts{Requests: 1}},
+		{200, "", true, slow, metrics.Counts{Requests: 1, Admitted: 1, DurationMs: 1000}},
+		{200, "", true, slow + time.Millisecond, metrics.Counts{Requests: 1, Admitted: 1, Slow: 1, DurationMs: 1001}},
+		{200, "", false, 0, metrics.Counts{Requests: 1}}, // a free probe (status=true)
+		{400, "VALIDATION_ERROR", true, 0, metrics.Counts{Requests: 1, Admitted: 1}},
+		{429, "RATE_LIMIT", false, 0, metrics.Counts{Requests: 1, Throttled: 1}},
+		{429, "", false, 0, metrics.Counts{Requests: 1, Throttled: 1}},
+		{499, "", true, 0, metrics.Counts{Requests: 1, Admitted: 1}},
+		{500, "INTERNAL_ERROR", true, 0, metrics.Counts{Requests: 1, Admitted: 1, Errors5xx: 1}},
+		{503, "SERVICE_UNAVAILABLE", true, 0, metrics.Counts{Requests: 1, Admitted: 1, Errors5xx: 1}},
+		{503, "SYS_OVERLOAD", true, 0, metrics.Counts{Requests: 1, Admitted: 1, Errors5xx: 1}},
+		// RATE_LIMIT_STATUS=503: a limiter denial answered 503 is throttled, not failed.
+		{503, "RATE_LIMIT", false, 0, metrics.Counts{Requests: 1, Throttled: 1}},
+		{200, "", true, -time.Second, metrics.Counts{Requests: 1, Admitted: 1}},
 	}
 	for _, tt := range tests {
-		if got := metrics.Delta(httpapi.Observation{Status: tt.status, Duration: tt.d}, slow); got != tt.want {
-			t.Errorf("Delta(%d, %v) = %+v, want %+v", tt.status, tt.d, got, tt.want)
+		o := httpapi.Observation{Status: tt.status, Code: tt.code, Admitted: tt.admitted, Duration: tt.d}
+		if got := metrics.Delta(o, slow); got != tt.want {
+			t.Errorf("Delta(%d %q admitted=%v, %v) = %+v, want %+v", tt.status, tt.code, tt.admitted, tt.d, got, tt.want)
 		}
 	}
 }

@@ -40,10 +40,12 @@ type Query struct {
 	Hours    int
 }
 
-// ParseQuery validates the GET query: endpoint (default overview) and, for
-// history, hours: a plain integer 1..168 (default 1; "2x", "+2", "1.0" are
-// rejected, unlike the original's parseInt). An empty value means the default,
-// as the original's `get(...) || default`.
+// ParseQuery validates the GET query: endpoint (default overview; an empty
+// value also means the default, as the original's `get(...) || default`) and,
+// for history only, hours: a plain integer 1..168, 1 when absent (API.md:
+// "default 1", "anything else 400"), so an explicitly empty `hours=` is 400
+// INVALID_HOURS like "2x", "+2" or "1.0" (which the original's parseInt took).
+// Other endpoints ignore hours whatever its value.
 func ParseQuery(q map[string]string) (Query, error) {
 	out := Query{Endpoint: q["endpoint"], Hours: 1}
 	if out.Endpoint == "" {
@@ -57,7 +59,7 @@ func ParseQuery(q map[string]string) (Query, error) {
 	if out.Endpoint != EndpointHistory {
 		return out, nil
 	}
-	if h := q["hours"]; h != "" {
+	if h, ok := q["hours"]; ok {
 		n, ok := plainInt(h)
 		if !ok || n < 1 || n > MaxHours {
 			return Query{}, httpapi.BadRequest(CodeInvalidHours, fmt.Sprintf("hours must be an integer from 1 to %d", MaxHours))

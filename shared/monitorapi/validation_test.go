@@ -31,6 +31,8 @@ func TestGetValidation(t *testing.T) {
 		{"hours with space", map[string]string{"endpoint": "history", "hours": " 2"}, "INVALID_HOURS"},
 		{"hours huge", map[string]string{"endpoint": "history", "hours": "99999999999999999999"}, "INVALID_HOURS"},
 		{"hours text", map[string]string{"endpoint": "history", "hours": "abc"}, "INVALID_HOURS"},
+		// API.md: default 1 only when hours is absent; an explicit empty value is "anything else".
+		{"hours empty", map[string]string{"endpoint": "history", "hours": ""}, "INVALID_HOURS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +52,7 @@ func TestGetValidation(t *testing.T) {
 	// Valid edges.
 	for _, q := range []map[string]string{
 		{"endpoint": "history", "hours": "1"}, {"endpoint": "history", "hours": "168"}, {"endpoint": "history", "hours": "007"},
-		{"endpoint": "history", "hours": ""}, {"endpoint": ""}, {"endpoint": "alerts", "hours": "2x"},
+		{"endpoint": "history"}, {"endpoint": ""}, {"endpoint": "alerts", "hours": "2x"}, {"endpoint": "metrics", "hours": ""},
 	} {
 		if r := h.get(q, h.watcher); r.Status != 200 {
 			t.Errorf("%v: %d %s", q, r.Status, r.Raw)

@@ -179,8 +179,9 @@ func (s *service) endOne(ctx context.Context, r *httpapi.Request) (*httpapi.Resp
 	if !sessions.ValidHandle(handle) {
 		return nil, sessionNotFound()
 	}
+	current, _ := p.Session.(*sessions.Session)
 	hash, owner := "", ""
-	if handle == p.Handle {
+	if handle == p.Handle && current != nil {
 		hash, owner = p.SessionHash, p.UserID
 	} else {
 		var err error
@@ -198,7 +199,15 @@ func (s *service) endOne(ctx context.Context, r *httpapi.Request) (*httpapi.Resp
 	if hash == "" {
 		return nil, sessionNotFound()
 	}
-	ended, err := s.sessions.Revoke(ctx, hash, owner)
+	// A session that had already ended (expired, or ended by a session-version
+	// bump) is a 404 like an unknown one; Revoke deletes its item all the same.
+	var ended bool
+	var err error
+	if hash == p.SessionHash && current != nil {
+		ended, err = s.sessions.RevokeValidated(ctx, current) // resolved in this request
+	} else {
+		ended, err = s.sessions.Revoke(ctx, hash, owner)
+	}
 	if err != nil {
 		return nil, err
 	}

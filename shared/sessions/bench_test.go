@@ -37,8 +37,8 @@ func BenchmarkValidateLogic(b *testing.B) {
 			b.Fatal("parse")
 		}
 		_ = HashToken(tok)
-		s, _, err := m.check(id, sessItem, userItem, now+1000)
-		if err != nil || s == nil {
+		s, _, v, err := m.check(id, sessItem, userItem, now+1000)
+		if err != nil || s == nil || v != valid {
 			b.Fatal("invalid")
 		}
 	}

@@ -8,6 +8,8 @@ package sessions
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -87,6 +89,7 @@ type Manager struct {
 	clock      clock.Clock
 	cfg        Config
 	logger     *slog.Logger
+	dead       *deadSet // tokens whose session is dead for good (never a valid one)
 }
 
 // New returns a Manager over the configured tables.
@@ -100,6 +103,7 @@ func New(db API, cfg config.Config, clk clock.Clock, logger *slog.Logger) *Manag
 	return &Manager{
 		db: db, table: cfg.Tables.Sessions, usersTable: cfg.Tables.Users,
 		roles: users.NewRoles(db, cfg.Tables.Users, clk), clock: clk, cfg: ConfigFrom(cfg), logger: logger,
+		dead: newDeadSet(DeadCacheSize, DeadCacheTTL),
 	}
 }
 
@@ -143,21 +147,40 @@ func (m *Manager) Create(ctx context.Context, u *users.User) (string, *Session, 
 // Validate returns the live session of token and its user, or nils when the
 // token is malformed, unknown, expired, revoked, or its user is inactive or
 // has moved their session version on. One strongly consistent BatchGetItem,
-// plus at most one conditional write per touch interval.
+// plus at most one conditional write per touch interval. A token found dead
+// for good is remembered in the instance's negative cache, and its next
+// presentations cost no call (see deadcache.go); a store error is never
+// remembered, nor is a valid session.
 func (m *Manager) Validate(ctx context.Context, token string) (*Session, *users.User, error) {
 	userID, ok := ParseToken(token)
 	if !ok {
 		return nil, nil, nil
 	}
-	hash := HashToken(token)
+	key := tokenKey(sha256.Sum256([]byte(token)))
+	if m.dead.has(key, m.clock.Now().UnixMilli()) {
+		return nil, nil, nil
+	}
+	hash := hex.EncodeToString(key[:])
 	sessItem, userItem, err := m.read(ctx, hash, userID)
 	if err != nil {
 		return nil, nil, err
 	}
 	now := m.clock.Now().UnixMilli()
-	s, u, err := m.check(userID, sessItem, userItem, now)
-	if err != nil || s == nil {
+	s, u, v, err := m.check(userID, sessItem, userItem, now)
+	if err != nil {
 		return nil, nil, err
+	}
+	switch v {
+	case valid:
+	case ended:
+		m.dead.add(key, now)
+		m.expireEnded(ctx, s, now)
+		return nil, nil, nil
+	case dead:
+		m.dead.add(key, now)
+		return nil, nil, nil
+	default:
+		return nil, nil, nil
 	}
 	if now-s.LastActivity >= m.cfg.TouchInterval.Milliseconds() && now > s.LastActivity {
 		m.touch(ctx, s, now)
@@ -165,23 +188,98 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, *users.
 	return s, u, nil
 }
 
-// check decides from the two items alone whether the session is valid now.
-func (m *Manager) check(userID string, sessItem, userItem map[string]types.AttributeValue, now int64) (*Session, *users.User, error) {
-	if sessItem == nil || userItem == nil {
-		return nil, nil, nil
+// verdict is check's decision on a session.
+type verdict int
+
+const (
+	valid    verdict = iota
+	rejected         // invalid now, but not provably for good: never cached
+	dead             // invalid for good: cached
+	ended            // invalid for good through a session-version bump: cached, item marked expired
+)
+
+// check decides from the two items alone whether the session is valid now,
+// and whether a rejection is permanent. Permanent, so remembered:
+//   - no session item: an item's key is the hash of a fresh random token that
+//     is handed out only after its conditional put succeeded, and a deleted
+//     item is never written again;
+//   - an item of another user id: an item's userId never changes;
+//   - an older session version than the user's: versions only go up (one
+//     per role, password or active change or end-all, under a rev condition);
+//     this covers deactivated users, since deactivation and re-activation
+//     each move the version on;
+//   - absolutely expired: createdAt and expiresAt are never rewritten;
+//   - idle-expired for more than ClockSkew by the stored idleExpiresAt: the
+//     touch is conditional on idleExpiresAt > now, so no instance can slide
+//     it any more.
+//
+// Not permanent, so not remembered: a missing user (users are never deleted;
+// only a hand edit gets here), a session version above the user's, an
+// inactive user of the session's own version (both hand edits), and an idle
+// expiry that only this instance's lower SESSION_TTL decides, or that is
+// within ClockSkew (another instance may still see the session live).
+func (m *Manager) check(userID string, sessItem, userItem map[string]types.AttributeValue, now int64) (*Session, *users.User, verdict, error) {
+	if sessItem == nil {
+		return nil, nil, dead, nil
 	}
 	s := new(Session)
 	if err := attributevalue.UnmarshalMap(sessItem, s); err != nil {
-		return nil, nil, fmt.Errorf("decode session: %w", err)
+		return nil, nil, rejected, fmt.Errorf("decode session: %w", err)
+	}
+	if s.UserID != userID {
+		return s, nil, dead, nil
+	}
+	if userItem == nil {
+		return s, nil, rejected, nil
 	}
 	u, err := users.DecodeUser(userItem)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, rejected, err
 	}
-	if s.UserID != userID || u.ID != userID || !u.Active || u.SessionVersion != s.SessionVersion || !s.Live(now, m.cfg) {
-		return nil, nil, nil
+	switch {
+	case u.ID != userID || s.SessionVersion > u.SessionVersion:
+		return s, u, rejected, nil
+	case s.SessionVersion < u.SessionVersion:
+		return s, u, ended, nil
+	case !u.Active:
+		return s, u, rejected, nil
 	}
-	return s, u, nil
+	if !s.Live(now, m.cfg) {
+		if m.expiredForGood(s, now) {
+			return s, u, dead, nil
+		}
+		return s, u, rejected, nil
+	}
+	return s, u, valid, nil
+}
+
+// expiredForGood reports whether the expired session s can never be live
+// again for this instance (see check).
+func (m *Manager) expiredForGood(s *Session, now int64) bool {
+	return now >= min(s.ExpiresAt, s.CreatedAt+m.cfg.MaxLifetime.Milliseconds()) ||
+		now >= s.IdleExpiresAt+ClockSkew.Milliseconds()
+}
+
+// expireEnded marks a session ended by a session-version bump as expired in
+// its item (idle expiry and ttl set to now), for a session whose item the
+// end-all cleanup missed (its index entry lagged, a login raced the bump, or
+// the cleanup failed). It then leaves Count at once and is swept by TTL. An
+// UpdateItem, which every function may already do on the sessions table (the
+// touch), not a delete. Best effort: the session is rejected whatever happens.
+func (m *Manager) expireEnded(ctx context.Context, s *Session, now int64) {
+	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(m.table),
+		Key:                      map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: s.Hash}},
+		UpdateExpression:         aws.String("SET idleExpiresAt = :now, #ttl = :ttl"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND sessionVersion = :sv AND idleExpiresAt > :now"),
+		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now": store.Num(now), ":ttl": store.Num(ceilSeconds(now)), ":sv": store.Num(s.SessionVersion),
+		},
+	})
+	if err != nil && !store.IsConditionFailed(err) {
+		m.logger.WarnContext(ctx, "expiring an ended session failed", "handle", s.Handle, "err", err)
+	}
 }
 
 func (m *Manager) read(ctx context.Context, hash, userID string) (sess, user map[string]types.AttributeValue, err error) {
@@ -246,8 +344,46 @@ func (m *Manager) Resolve(ctx context.Context, token string) (*httpapi.Principal
 }
 
 // Revoke deletes the session with the given hash if it belongs to userID
-// (a conditional delete). It reports whether a live session was ended.
+// (a conditional delete). It reports whether that ended a valid session:
+// one unexpired, of an active user and of their current session version.
+// A session that had already ended (expired, or ended by a version bump)
+// is deleted all the same and reported false, like an unknown one. It costs
+// one DeleteItem, plus one strongly consistent GetItem of the user when the
+// deleted session had not expired.
 func (m *Manager) Revoke(ctx context.Context, hash, userID string) (bool, error) {
+	old, err := m.deleteOwned(ctx, hash, userID)
+	if err != nil || old == nil || !old.Live(m.clock.Now().UnixMilli(), m.cfg) {
+		return false, err
+	}
+	out, err := m.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(m.usersTable), Key: users.Key(userID), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return false, fmt.Errorf("read session user: %w", err)
+	}
+	u, err := users.DecodeUser(out.Item)
+	if err != nil {
+		return false, err
+	}
+	return u != nil && u.ID == userID && u.Active && u.SessionVersion == old.SessionVersion, nil
+}
+
+// RevokeValidated ends s, a session that Validate accepted during the
+// current request (the caller's own): the user's version was checked then,
+// so it costs only the conditional DeleteItem. It reports whether the
+// deleted item was still that live session.
+func (m *Manager) RevokeValidated(ctx context.Context, s *Session) (bool, error) {
+	old, err := m.deleteOwned(ctx, s.Hash, s.UserID)
+	if err != nil || old == nil {
+		return false, err
+	}
+	return old.SessionVersion == s.SessionVersion && old.Live(m.clock.Now().UnixMilli(), m.cfg), nil
+}
+
+// deleteOwned deletes the session item with the given hash if it belongs to
+// userID and returns it; nil when there was none. The deleted token goes
+// into the negative cache: it can never be valid again.
+func (m *Manager) deleteOwned(ctx context.Context, hash, userID string) (*Session, error) {
 	out, err := m.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(m.table),
 		Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: hash}},
@@ -256,20 +392,23 @@ func (m *Manager) Revoke(ctx context.Context, hash, userID string) (bool, error)
 		ReturnValues:              types.ReturnValueAllOld,
 	})
 	if store.IsConditionFailed(err) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("delete session: %w", err)
+		return nil, fmt.Errorf("delete session: %w", err)
 	}
-	var s Session
-	if err := attributevalue.UnmarshalMap(out.Attributes, &s); err != nil {
-		return false, fmt.Errorf("decode session: %w", err)
+	if k, ok := keyOfHash(hash); ok {
+		m.dead.add(k, m.clock.Now().UnixMilli())
 	}
-	return s.Live(m.clock.Now().UnixMilli(), m.cfg), nil
+	s := new(Session)
+	if err := attributevalue.UnmarshalMap(out.Attributes, s); err != nil {
+		return nil, fmt.Errorf("decode session: %w", err)
+	}
+	return s, nil
 }
 
-// Logout ends the session of token; false when there was no live session.
-// It costs one conditional DeleteItem.
+// Logout ends the session of token; false when there was no valid session
+// (see Revoke, whose cost it has).
 func (m *Manager) Logout(ctx context.Context, token string) (bool, error) {
 	userID, ok := ParseToken(token)
 	if !ok {
@@ -526,18 +665,32 @@ func (m *Manager) DeleteAll(ctx context.Context, userID string) (int, error) {
 // maxCountPages bounds the scan behind Count; past it the count is approximate.
 const maxCountPages = 20
 
-// Count returns the number of unexpired sessions of all users. It scans the
-// table (Select COUNT) and reports approximate when it had to stop early.
+// Count returns the number of unexpired session items of all users: those
+// live by the same expiry rule as validation (both stored expiries, each also
+// bounded by the configuration in force). It does not read users, so it also
+// counts a session already ended by a session-version bump whose item is
+// still there: end-all, a role, password or active change and deactivation
+// delete the items right after the bump, and Validate marks any item they
+// missed as expired the first time its token is presented, so such an item
+// is counted at most until then or until its idle expiry (docs/identity.md).
+// A Select COUNT scan; approximate when it stopped after maxCountPages pages,
+// the count then being that of the pages read.
 func (m *Manager) Count(ctx context.Context) (int, bool, error) {
-	now := store.Num(m.clock.Now().UnixMilli())
+	now := m.clock.Now().UnixMilli()
+	values := map[string]types.AttributeValue{
+		":now":     store.Num(now),
+		":idleCut": store.Num(now - m.cfg.IdleTTL.Milliseconds()),
+		":absCut":  store.Num(now - m.cfg.MaxLifetime.Milliseconds()),
+	}
 	var start map[string]types.AttributeValue
 	total := 0
 	for page := 0; page < maxCountPages; page++ {
 		out, err := m.db.Scan(ctx, &dynamodb.ScanInput{
-			TableName:                 aws.String(m.table),
-			Select:                    types.SelectCount,
-			FilterExpression:          aws.String("expiresAt > :now AND idleExpiresAt > :now"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":now": now},
+			TableName: aws.String(m.table),
+			Select:    types.SelectCount,
+			// now < min(idleExpiresAt, lastActivity+SESSION_TTL, expiresAt, createdAt+SESSION_MAX_LIFETIME)
+			FilterExpression:          aws.String("expiresAt > :now AND idleExpiresAt > :now AND lastActivity > :idleCut AND createdAt > :absCut"),
+			ExpressionAttributeValues: values,
 			ExclusiveStartKey:         start,
 		})
 		if err != nil {

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -217,5 +218,95 @@ func TestTouchOncePerInterval(t *testing.T) {
 	got := f.item(t, s1.Hash)["lastActivity"].(*types.AttributeValueMemberN).Value
 	if want := "4102444861000"; got != want {
 		t.Fatalf("lastActivity = %s, want the first touch's %s", got, want)
+	}
+}
+
+// TestRevokeEndedSession: revoking a session that has already ended, while
+// its item still exists, reports false like an unknown session (and deletes
+// the item); only a valid session reports true.
+func TestRevokeEndedSession(t *testing.T) {
+	f := newFixture(t, map[string]string{"SESSION_TTL": "3600", "SESSION_MAX_LIFETIME": "7200"})
+	ctx := context.Background()
+	actor := users.Actor{Username: "test"}
+	tests := []struct {
+		name  string
+		end   func(t *testing.T, u *users.User, tok string) // ends (or not) the session
+		ended bool
+	}{
+		{"live", func(*testing.T, *users.User, string) {}, true},
+		{"idle expired", func(t *testing.T, _ *users.User, _ string) { f.clock.Advance(time.Hour) }, false},
+		{"absolute expired", func(t *testing.T, _ *users.User, tok string) {
+			for i := 0; i < 3; i++ { // touched every 30 min: never idle
+				f.clock.Advance(30 * time.Minute)
+				if s, _, _ := f.mgr.Validate(ctx, tok); s == nil {
+					t.Fatal("rejected before its absolute expiry")
+				}
+			}
+			f.clock.Advance(30 * time.Minute) // exactly 2 h after login
+		}, false},
+		{"ended by a version bump", func(t *testing.T, u *users.User, _ string) {
+			if _, err := f.users.EndSessions(ctx, actor, u.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"user deactivated", func(t *testing.T, u *users.User, _ string) {
+			if _, err := f.users.Deactivate(ctx, actor, u.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	}
+	for i, tc := range tests {
+		for _, via := range []string{"Revoke", "Logout"} {
+			t.Run(tc.name+"/"+via, func(t *testing.T) {
+				u := f.user(t, fmt.Sprintf("revoke_%d_%s", i, via), users.RoleStaffTester)
+				tok, s, err := f.mgr.Create(ctx, u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.end(t, u, tok)
+				if f.item(t, s.Hash) == nil {
+					t.Fatal("item gone: the test would not prove the check")
+				}
+				var ok bool
+				if via == "Revoke" {
+					ok, err = f.mgr.Revoke(ctx, s.Hash, u.ID)
+				} else {
+					ok, err = f.mgr.Logout(ctx, tok)
+				}
+				if err != nil || ok != tc.ended {
+					t.Fatalf("%s = %v, %v; want %v", via, ok, err, tc.ended)
+				}
+				if f.item(t, s.Hash) != nil {
+					t.Fatal("the item was not deleted")
+				}
+			})
+		}
+	}
+}
+
+// TestCountAppliesConfig: the count follows the expiry rule of validation,
+// including a SESSION_TTL or SESSION_MAX_LIFETIME lowered after login.
+func TestCountAppliesConfig(t *testing.T) {
+	f := newFixture(t, nil) // 24 h idle, 7 d absolute
+	ctx := context.Background()
+	u := f.user(t, "counted", users.RoleStaffTester)
+	tok, _, _ := f.mgr.Create(ctx, u)
+	f.clock.Advance(90 * time.Minute)
+	for _, tc := range []struct {
+		name        string
+		idle, total time.Duration
+		want        int
+	}{
+		{"lowered idle", time.Hour, 7 * 24 * time.Hour, 0},
+		{"lowered lifetime", 24 * time.Hour, time.Hour, 0},
+		{"as created", 24 * time.Hour, 7 * 24 * time.Hour, 1}, // last: its validation touches the session
+	} {
+		cfg := f.env.Config
+		cfg.SessionTTL, cfg.SessionMaxLifetime = tc.idle, tc.total
+		m := New(f.env.Client, cfg, f.clock, nil)
+		n, _, err := m.Count(ctx)
+		if s, _, _ := m.Validate(ctx, tok); err != nil || n != tc.want || (s != nil) != (tc.want == 1) {
+			t.Errorf("%s: count %d (err %v), valid %v; want %d", tc.name, n, err, s != nil, tc.want)
+		}
 	}
 }

@@ -32,6 +32,14 @@ const CodeInvalidParameter = "INVALID_PARAMETER"
 // overloadRetryAfter is the original's RETRY_AFTER_SECONDS for SYS_OVERLOAD.
 const overloadRetryAfter = 30
 
+// MaxFallbackAge bounds how old the instance's last load measurement may be
+// for the front door to still shed on it when a fresh one cannot be read. A
+// short store blip during a real overload keeps shedding; an outage does not
+// keep answering SYS_OVERLOAD from a figure measured long ago: past this age
+// the front door admits (as the original did when its load check failed) and
+// status=true reports "degraded".
+const MaxFallbackAge = 10 * time.Second
+
 // Defaults of the original POST when simulateLoad is true and a field is absent.
 const (
 	defaultConnections = 100
@@ -117,16 +125,34 @@ func (h *handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Respons
 	return h.frontDoor(ctx, r)
 }
 
-// snapshot reads the load; when the store cannot be read it falls back to the
-// last measurement of this instance (ok=false when there is none).
-func (h *handler) snapshot(ctx context.Context, r *httpapi.Request) (snap load.Snapshot, fresh, ok bool) {
+// reading is one look at the load by a handler.
+type reading struct {
+	snap load.Snapshot // the fresh measurement, else the instance's last one (zero if none)
+	// fresh: measured now or served from the meter's ≤ 2 s cache.
+	fresh bool
+	// usable: fresh, or the last measurement is at most MaxFallbackAge old;
+	// only a usable reading sheds traffic or is shown as the current load.
+	usable bool
+	// known: there is a measurement at all (fresh or last, of any age).
+	known bool
+}
+
+// read reads the load; when the store cannot be read it falls back to the
+// last measurement of this instance, usable only while it is at most
+// MaxFallbackAge old.
+func (h *handler) read(ctx context.Context, r *httpapi.Request) reading {
 	s, err := h.meter.Snapshot(ctx)
 	if err == nil {
-		return s, true, true
+		return reading{snap: s, fresh: true, usable: true, known: true}
 	}
 	r.Logger.WarnContext(ctx, "load check failed", "event", "load_check_failed", "err", err)
-	s, ok = h.meter.Last()
-	return s, false, ok
+	s, ok := h.meter.Last()
+	if !ok {
+		return reading{}
+	}
+	now := h.clock.Now()
+	usable := !now.Before(s.At) && now.Sub(s.At) <= MaxFallbackAge
+	return reading{snap: s, usable: usable, known: true}
 }
 
 func (h *handler) overloaded(s load.Snapshot) bool {
@@ -134,7 +160,8 @@ func (h *handler) overloaded(s load.Snapshot) bool {
 }
 
 func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Response {
-	snap, fresh, ok := h.snapshot(ctx, r)
+	rd := h.read(ctx, r)
+	snap := rd.snap
 	now := h.clock.Now()
 	systemLoad := map[string]any{
 		"currentLoad":         round(snap.CurrentLoad, 4),
@@ -143,20 +170,21 @@ func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Respo
 		"measuredLoad":        round(snap.MeasuredLoad, 4),
 		"overrideLoad":        round(snap.OverrideLoad, 4),
 		"requestsLastMinute":  snap.RequestsLastMinute,
+		"admittedLastMinute":  snap.AdmittedLastMinute,
 		"capacityRpm":         h.cfg.TrafficCapacityRPM,
 		"activeConnections":   round(snap.ActiveConnections, 2),
 		"overrideConnections": snap.OverrideConnections,
 		"simulateLoad":        snap.SimulateLoad,
 		"simulationEnabled":   h.cfg.LoadSimulationEnabled,
-		"isOverloaded":        ok && h.overloaded(snap),
+		"isOverloaded":        rd.usable && h.overloaded(snap),
 		"timestamp":           snap.At.UTC().Format(time.RFC3339Nano),
 	}
 	state := "operational"
-	if !fresh {
+	if !rd.fresh {
 		state = "degraded"
 		systemLoad["error"] = true
 		systemLoad["message"] = "Load check failed"
-		if !ok {
+		if !rd.known {
 			systemLoad["timestamp"] = nil
 		}
 	} else if h.overloaded(snap) {
@@ -176,15 +204,16 @@ func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Respo
 }
 
 func (h *handler) frontDoor(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
-	snap, _, ok := h.snapshot(ctx, r)
-	// Shed only on a real measurement; with none the request goes through,
-	// as the original did when its load check failed.
-	if ok && h.overloaded(snap) && !(h.random.Float64() < h.cfg.ShedAdmitRatio) {
+	rd := h.read(ctx, r)
+	// Shed only on a recent measurement; with none (or only one older than
+	// MaxFallbackAge) the request goes through, as the original did when its
+	// load check failed.
+	if rd.usable && h.overloaded(rd.snap) && !(h.random.Float64() < h.cfg.ShedAdmitRatio) {
 		return nil, Overload()
 	}
 	systemLoad := "unknown"
-	if ok {
-		systemLoad = strconv.FormatFloat(snap.CurrentLoad, 'f', 2, 64)
+	if rd.usable {
+		systemLoad = strconv.FormatFloat(rd.snap.CurrentLoad, 'f', 2, 64)
 	}
 	now := h.clock.Now()
 	ms := now.Sub(r.Started).Milliseconds()
@@ -233,7 +262,7 @@ func (h *handler) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 	}
 	// The override is stored; a failing read now must not make the client
 	// retry (and add it twice), so fall back to the last measurement.
-	snap, _, _ := h.snapshot(ctx, r)
+	snap := h.read(ctx, r).snap
 	now := h.clock.Now()
 	lastUpdated := snap.At.UnixMilli()
 	if snap.At.IsZero() {

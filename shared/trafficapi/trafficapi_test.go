@@ -172,7 +172,7 @@ func TestStatusAnswerCachedTwoSeconds(t *testing.T) {
 	var calls store.CallCounter
 	a := newApp(t, env, appOpts{clock: fake, db: []func(*dynamodb.Options){calls.Option()}})
 	counters := metrics.NewCounters(env.Client, env.Tables.Metrics, env.Config.MetricShards, fake)
-	if err := counters.Add(context.Background(), base, metrics.Counts{Requests: 600, DurationMs: 60000}); err != nil {
+	if err := counters.Add(context.Background(), base, metrics.Counts{Requests: 600, Admitted: 600, DurationMs: 60000}); err != nil {
 		t.Fatal(err)
 	}
 	calls.Reset()
@@ -191,7 +191,8 @@ func TestStatusAnswerCachedTwoSeconds(t *testing.T) {
 	}
 	// 600 requests this minute (30 s in), none the minute before: 600/6000 = 0.1;
 	// 60 s of busy time over a 60 s window: one connection on average.
-	if sl["currentLoad"] != 0.1 || sl["requestsLastMinute"] != float64(600) || sl["activeConnections"] != float64(1) || sl["isOverloaded"] != false {
+	if sl["currentLoad"] != 0.1 || sl["requestsLastMinute"] != float64(600) || sl["admittedLastMinute"] != float64(600) ||
+		sl["activeConnections"] != float64(1) || sl["isOverloaded"] != false {
 		t.Errorf("systemLoad = %v", sl)
 	}
 	fake.Advance(1999 * time.Millisecond)
@@ -394,11 +395,13 @@ func TestSheddingFromMeasuredTraffic(t *testing.T) {
 	if sl := st.Body["systemLoad"].(map[string]any); st.Body["status"] != "degraded" || sl["isOverloaded"] != true || sl["requestsLastMinute"] != float64(9) {
 		t.Errorf("status while shedding = %v", st.Body)
 	}
-	// 14 requests were counted in 12:00. At 12:01:30 half of that minute is
-	// still inside the sliding window: 7 requests, load 0.7, nothing shed.
+	// 13 front-door requests were admitted in 12:00 (shed ones too: they
+	// spent quota); the status=true probe is answered but spends nothing, so
+	// it is not load. At 12:01:30 half of that minute is still inside the
+	// sliding window: 6.5 requests, load 0.65, nothing shed.
 	fake.Set(base.Add(time.Minute))
 	for i := 0; i < 5; i++ {
-		if res := a.do(http.MethodGet); res.Status != 200 || res.Headers["X-System-Load"] != "0.70" {
+		if res := a.do(http.MethodGet); res.Status != 200 || res.Headers["X-System-Load"] != "0.65" {
 			t.Fatalf("after the window slid: %d %v", res.Status, res.Headers["X-System-Load"])
 		}
 	}
