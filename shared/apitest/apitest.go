@@ -20,6 +20,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 )
 
 // DefaultSourceIP is the client address of a Request that names none.
@@ -214,4 +218,24 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// ItemGetter is the part of the DynamoDB client SessionItemExists uses.
+type ItemGetter interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// SessionItemExists reads, strongly consistent, whether the session item of a
+// token is still stored (whatever its expiry says): tests use it to prove
+// expiry is decided on read while the item exists.
+func SessionItemExists(t testing.TB, db ItemGetter, table, token string) bool {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: sessions.HashToken(token)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item != nil
 }

@@ -7,27 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
-
-// sessionItemExists reads the session item of tok directly.
-func (e *testEnv) sessionItemExists(t testing.TB, tok string) bool {
-	t.Helper()
-	out, err := e.env.Client.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: aws.String(e.env.Tables.Sessions), ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: sessions.HashToken(tok)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Item != nil
-}
 
 // TestLogoutOfEndedSession: logging out of a session that has already ended
 // (idle or absolute expiry, or a session-version bump) while its item still
@@ -77,7 +60,7 @@ func TestLogoutOfEndedSession(t *testing.T) {
 			t.Run(end.name+"/"+src.name, func(t *testing.T) {
 				tok := e.login(t, masterName, e.masterPassword)
 				end.end(t, tok)
-				if !e.sessionItemExists(t, tok) {
+				if !apitest.SessionItemExists(t, e.env.Client, e.env.Tables.Sessions, tok) {
 					t.Fatal("item gone: the test would not prove the check")
 				}
 				req := src.req(tok)
@@ -86,7 +69,7 @@ func TestLogoutOfEndedSession(t *testing.T) {
 				if res.Status != 200 || res.Body["success"] != false || res.Str("message") != "Session not found" || res.Str("code") != "SESSION_NOT_FOUND" {
 					t.Fatalf("logout of an ended session: %d %s", res.Status, res.Raw)
 				}
-				if e.sessionItemExists(t, tok) {
+				if apitest.SessionItemExists(t, e.env.Client, e.env.Tables.Sessions, tok) {
 					t.Fatal("the dead item was not deleted")
 				}
 			})

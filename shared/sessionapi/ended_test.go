@@ -6,26 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
-
-func (e *testEnv) itemExists(t testing.TB, tok string) bool {
-	t.Helper()
-	out, err := e.env.Client.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: aws.String(e.env.Tables.Sessions), ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: sessions.HashToken(tok)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Item != nil
-}
 
 // TestEndOneOfEndedSession: DELETE /api/sessions/{id} of a session that has
 // already ended (idle or absolute expiry, or a session-version bump) while
@@ -76,7 +60,7 @@ func TestEndOneOfEndedSession(t *testing.T) {
 			if !e.valid(t, caller) {
 				t.Fatal("the caller's session is not live")
 			}
-			if !e.itemExists(t, victim) {
+			if !apitest.SessionItemExists(t, e.env.Client, e.env.Tables.Sessions, victim) {
 				t.Fatal("item gone: the test would not prove the check")
 			}
 			handle := sessions.HandleOf(sessions.HashToken(victim))
@@ -84,7 +68,7 @@ func TestEndOneOfEndedSession(t *testing.T) {
 			if res.Status != 404 || res.Str("code") != "NOT_FOUND" || res.Str("error") != "Session not found" {
 				t.Fatalf("ending an ended session: %d %s", res.Status, res.Raw)
 			}
-			if e.itemExists(t, victim) {
+			if apitest.SessionItemExists(t, e.env.Client, e.env.Tables.Sessions, victim) {
 				t.Fatal("the dead item was not deleted")
 			}
 			// A live one still ends with 200.
