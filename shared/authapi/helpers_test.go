@@ -91,7 +91,7 @@ func (e *testEnv) start(t testing.TB, dbOpts ...func(*dynamodb.Options)) (*platf
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	deps, err := platform.New(ctx, e.env.Config, platform.WithClock(e.clock), platform.WithLogger(logger), platform.WithDynamoDBOptions(dbOpts...))
+	deps, err := platform.New(ctx, e.env.Config, platform.WithClock(e.clock), platform.WithLogger(logger), platform.WithDynamoDBOptions(dbOpts...), platform.WithMetricsOutput(io.Discard))
 	if err != nil {
 		t.Fatalf("platform: %v", err)
 	}

@@ -6,6 +6,7 @@ package platform
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 
@@ -47,10 +48,11 @@ type Deps struct {
 type Option func(*options)
 
 type options struct {
-	clock     clock.Clock
-	random    clock.Random
-	logger    *slog.Logger
-	dbOptions []func(*dynamodb.Options)
+	metricsOut io.Writer
+	clock      clock.Clock
+	random     clock.Random
+	logger     *slog.Logger
+	dbOptions  []func(*dynamodb.Options)
 }
 
 // WithClock injects the clock that decides expiry, limits and minutes.
@@ -58,6 +60,9 @@ func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithRandom injects the random source that decides shedding.
 func WithRandom(r clock.Random) Option { return func(o *options) { o.random = r } }
+
+// WithMetricsOutput sends the EMF lines somewhere other than stdout (tests, benchmarks).
+func WithMetricsOutput(w io.Writer) Option { return func(o *options) { o.metricsOut = w } }
 
 // WithLogger replaces the Lambda logger.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -69,7 +74,7 @@ func WithDynamoDBOptions(fns ...func(*dynamodb.Options)) Option {
 
 // New builds the clients and middleware for cfg.
 func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) {
-	o := options{clock: clock.System{}, random: clock.CryptoRandom{}}
+	o := options{clock: clock.System{}, random: clock.CryptoRandom{}, metricsOut: os.Stdout}
 	for _, fn := range opts {
 		fn(&o)
 	}
@@ -98,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 		return nil, err
 	}
 	// RECORDER: metrics wires d.Recorder and d.Events here.
-	rec := metrics.NewRecorder(cfg, d.DB, d.Clock, os.Stdout, d.Logger)
+	rec := metrics.NewRecorder(cfg, d.DB, d.Clock, o.metricsOut, d.Logger)
 	d.Recorder, d.Events = rec, rec
 	return d, nil
 }
