@@ -24,11 +24,6 @@ const (
 	denyAdvice  = "Consider implementing exponential backoff in your client"
 )
 
-// Cooldown is how long an instance stops asking DynamoDB after it found it
-// unreachable or timing out: during an outage a request then costs no wait
-// at all instead of DB_TIMEOUT, and the store is tried again a second later.
-const Cooldown = time.Second
-
 // maxEntries bounds each per-instance map (hints, deny cache, fallback buckets).
 const maxEntries = 10000
 
@@ -51,7 +46,6 @@ type Limiter struct {
 	clock    clock.Clock
 	logger   *slog.Logger
 	trusted  []netip.Prefix
-	timeout  time.Duration
 	failOpen bool
 	shadow   bool
 	status   int
@@ -61,14 +55,13 @@ type Limiter struct {
 	denies map[string]int64 // storage key → next admission (µs): deny without a call until then
 	local  map[string]int64 // storage key → TAT of the per-instance fallback bucket
 
-	downUntil atomic.Int64 // µs: skip DynamoDB until then (see Cooldown)
-
 	allowed, denied, cachedDenies, shadowDenies, fallbacks, throttled, dbCalls atomic.Int64
 }
 
 // New builds the limiter from the config: RATE_LIMITS_TABLE, the two
 // policies, RATE_LIMIT_FAIL_MODE, RATE_LIMIT_SHADOW, RATE_LIMIT_STATUS,
-// TRUSTED_PROXY_CIDRS and DB_TIMEOUT.
+// TRUSTED_PROXY_CIDRS. db should be the platform's client, whose calls are
+// bounded by DB_TIMEOUT and fail fast through store.Breaker during an outage.
 func New(db API, cfg config.Config, c clock.Clock, logger *slog.Logger) (*Limiter, error) {
 	policies, err := Policies(cfg)
 	if err != nil {
@@ -87,7 +80,6 @@ func New(db API, cfg config.Config, c clock.Clock, logger *slog.Logger) (*Limite
 		clock:    c,
 		logger:   logger,
 		trusted:  cfg.TrustedProxies,
-		timeout:  cfg.DBTimeout,
 		failOpen: cfg.RateLimitFailMode != "closed",
 		shadow:   cfg.RateLimitShadow,
 		status:   status,
@@ -143,13 +135,10 @@ func (l *Limiter) Decide(ctx context.Context, p Policy, key string, log *slog.Lo
 		return l.result(p, Decision{Allowed: false, TAT: until + p.Tau, Now: now}, key, log), nil
 	}
 
-	if now < l.downUntil.Load() {
-		return l.fallback(ctx, p, key, now, errCoolingDown, log)
-	}
-
-	dctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	out, err := l.buckets.decide(dctx, key, p, now, hint)
+	// DB_TIMEOUT bounds each call in the client, and the client's
+	// store.Breaker makes calls fail fast for a second after a timeout, so
+	// during an outage a decision falls back at once instead of waiting again.
+	out, err := l.buckets.decide(ctx, key, p, now, hint)
 	l.dbCalls.Add(int64(out.Calls))
 	switch {
 	case err == nil:
@@ -164,7 +153,6 @@ func (l *Limiter) Decide(ctx context.Context, p Policy, key string, log *slog.Lo
 		log.WarnContext(ctx, "rate limit store throttled; refusing", "event", "ratelimit_throttled", "policy", p.Name, "key", logKey(key))
 		return l.result(p, Decision{Allowed: false, TAT: now + p.Tau + int64(time.Second/time.Microsecond), Now: now}, key, log), nil
 	case store.IsUnavailable(err):
-		l.downUntil.Store(now + Cooldown.Microseconds())
 		return l.fallback(ctx, p, key, now, err, log)
 	default:
 		return httpapi.LimitResult{}, err
@@ -183,8 +171,6 @@ func (l *Limiter) Decide(ctx context.Context, p Policy, key string, log *slog.Lo
 	l.denied.Add(1)
 	return l.result(p, out.Decision, key, log), nil
 }
-
-var errCoolingDown = errors.New("store unavailable moments ago; not retried yet")
 
 // fallback decides while DynamoDB cannot be reached: open admits through a
 // per-instance bucket of the same policy (so one instance still cannot admit

@@ -374,9 +374,11 @@ func offlineAt(t *testing.T, endpoint string, extra map[string]string, opts ...f
 	if err != nil {
 		t.Fatal(err)
 	}
+	fake := clock.NewFake(base)
+	// As platform.New builds it: the breaker outermost, on the injected clock.
+	opts = append([]func(*dynamodb.Options){store.NewBreaker(store.BreakerCooldown, fake.Now).Option()}, opts...)
 	client := store.NewDynamoDB(ac, cfg, append(opts, func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })...)
 	var logs bytes.Buffer
-	fake := clock.NewFake(base)
 	l, err := ratelimit.New(client, cfg, fake, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -423,7 +425,7 @@ func TestFailOpenIsBounded(t *testing.T) {
 				t.Errorf("%d UpdateItem attempts during the cooldown, want 1", n)
 			}
 			// ...and tries it again after it.
-			fake.Advance(ratelimit.Cooldown)
+			fake.Advance(store.BreakerCooldown)
 			limit(t, l, ratelimit.PolicyAPI, req("203.0.113.77"))
 			if n := calls.Count("UpdateItem"); n != 2 {
 				t.Errorf("%d UpdateItem attempts after the cooldown, want 2", n)
