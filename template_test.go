@@ -27,7 +27,6 @@ import (
 
 	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
-	"github.com/zenithfresh/zenith-serverless/shared/tables"
 )
 
 // fn describes what each function must have.
@@ -276,8 +275,8 @@ func TestTemplateParsesWithGoformation(t *testing.T) {
 	if got := len(p.cf.GetAllServerlessHttpApiResources()); got != 1 {
 		t.Errorf("%d HttpApi resources, want exactly one", got)
 	}
-	if got := len(p.cf.GetAllDynamoDBTableResources()); got != len(tables.Env) {
-		t.Errorf("%d tables, want %d", got, len(tables.Env))
+	if got := len(p.cf.GetAllDynamoDBTableResources()); got != len(config.TableSpecs) {
+		t.Errorf("%d tables, want %d", got, len(config.TableSpecs))
 	}
 }
 
@@ -433,9 +432,9 @@ func TestEveryConfigVariableIsDeclaredOnEveryFunction(t *testing.T) {
 					t.Errorf("%s is not declared (sam local only overrides declared variables)", name)
 				}
 			}
-			for id, name := range tables.Env {
-				if got := env[name]; got != "${"+id+"}" {
-					t.Errorf("%s = %q, want !Ref %s", name, got, id)
+			for _, spec := range config.TableSpecs {
+				if got := env[spec.Env]; got != "${"+spec.LogicalID+"}" {
+					t.Errorf("%s = %q, want !Ref %s", spec.Env, got, spec.LogicalID)
 				}
 			}
 			for name, want := range map[string]string{
@@ -455,8 +454,8 @@ func TestTablesTTLRetentionAndProtection(t *testing.T) {
 	protected := map[string]bool{"UsersTable": true, "SessionsTable": true, "AlertsTable": true}
 	for id, tbl := range p.cf.GetAllDynamoDBTableResources() {
 		t.Run(id, func(t *testing.T) {
-			if _, ok := tables.Env[id]; !ok {
-				t.Errorf("table %s has no environment variable in tables.Env", id)
+			if _, ok := config.LookupTableSpec(id); !ok {
+				t.Errorf("table %s has no environment variable in config.TableSpecs", id)
 			}
 			ttl := tbl.TimeToLiveSpecification
 			if ttl == nil || !ttl.Enabled || deref(ttl.AttributeName) != "ttl" {

@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"os"
 
-	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/tables"
 )
@@ -35,7 +35,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	results, err := tables.Bootstrap(ctx, store.NewDynamoDB(ac, cfg), zenith.Template, cfg.Tables)
+	tmpl, err := samtemplate.Embedded()
+	if err != nil {
+		return err
+	}
+	results, err := tables.Bootstrap(ctx, store.NewAdminDynamoDB(ac, cfg.DynamoDBEndpoint), tmpl.Tables, cfg.Tables)
 	if err != nil {
 		return err
 	}

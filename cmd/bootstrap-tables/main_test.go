@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 	"github.com/zenithfresh/zenith-serverless/shared/tables"
 )
 
@@ -18,22 +18,25 @@ func TestBootstrapTablesIsIdempotent(t *testing.T) {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	names := config.DefaultTables.WithPrefix("bt" + hex.EncodeToString(b) + "-")
-	env := map[string]string{"DYNAMODB_ENDPOINT": db.Config.DynamoDBEndpoint, "AWS_REGION": "us-east-1"}
-	for id, variable := range tables.Env {
-		env[variable], _ = tables.Name(names, id)
-	}
+	env := names.Env()
+	env["DYNAMODB_ENDPOINT"] = db.Config.DynamoDBEndpoint
+	env["AWS_REGION"] = "us-east-1"
 	for i := 1; i <= 2; i++ {
 		if err := run(context.Background(), func(k string) string { return env[k] }); err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
 	}
 	// The command created every table under the configured names, TTL on.
-	again, err := tables.Bootstrap(context.Background(), db.Client, zenith.Template, names)
+	tmpl, err := samtemplate.Embedded()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(again) != len(tables.Env) {
-		t.Fatalf("%d tables, want %d", len(again), len(tables.Env))
+	again, err := tables.Bootstrap(context.Background(), db.NewAdminClient(t), tmpl.Tables, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(config.TableSpecs) {
+		t.Fatalf("%d tables, want %d", len(again), len(config.TableSpecs))
 	}
 	for _, r := range again {
 		if r.Created || r.TTLEnabled {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	zenith "github.com/zenithfresh/zenith-serverless"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 )
 
 // FuzzGatewayEvent feeds arbitrary requests through route selection and event
@@ -22,7 +22,7 @@ func FuzzGatewayEvent(f *testing.F) {
 	f.Add("PATCH", "//api//auth/users/%zz", "text/plain; charset=utf-8", "", []byte("x"))
 	f.Add("OPTIONS", "/", "multipart/form-data; boundary=\"", "a=b", []byte("--"))
 
-	tmpl, err := ParseTemplate(zenith.Template)
+	tmpl, err := samtemplate.Embedded()
 	if err != nil {
 		f.Fatal(err)
 	}

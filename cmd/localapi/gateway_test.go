@@ -17,7 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	zenith "github.com/zenithfresh/zenith-serverless"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -41,15 +41,15 @@ func gatewayFor(t *testing.T, specs ...RouteSpec) *Gateway {
 
 func TestRoutePriority(t *testing.T) {
 	g := gatewayFor(t,
-		RouteSpec{"ANY", "/api/auth"},
-		RouteSpec{"ANY", "/api/auth/{proxy+}"},
-		RouteSpec{"ANY", DefaultRoute},
-		RouteSpec{"GET", "/items/{id}"},
-		RouteSpec{"POST", "/items/{id}"},
-		RouteSpec{"GET", "/items/special"},
-		RouteSpec{"ANY", "/items/{proxy+}"},
-		RouteSpec{"GET", "/items/{id}/parts"},
-		RouteSpec{"ANY", "/items/{id}/parts"},
+		RouteSpec{Method: "ANY", Path: "/api/auth"},
+		RouteSpec{Method: "ANY", Path: "/api/auth/{proxy+}"},
+		RouteSpec{Method: "ANY", Path: DefaultRoute},
+		RouteSpec{Method: "GET", Path: "/items/{id}"},
+		RouteSpec{Method: "POST", Path: "/items/{id}"},
+		RouteSpec{Method: "GET", Path: "/items/special"},
+		RouteSpec{Method: "ANY", Path: "/items/{proxy+}"},
+		RouteSpec{Method: "GET", Path: "/items/{id}/parts"},
+		RouteSpec{Method: "ANY", Path: "/items/{id}/parts"},
 	)
 	cases := []struct {
 		method, path string
@@ -88,16 +88,16 @@ func TestRoutePriority(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewGateway([]Route{{RouteSpec: RouteSpec{"ANY", "/a"}}, {RouteSpec: RouteSpec{"ANY", "/a"}}}, nil, nil, quiet()); err == nil {
+	if _, err := NewGateway([]Route{{RouteSpec: RouteSpec{Method: "ANY", Path: "/a"}}, {RouteSpec: RouteSpec{Method: "ANY", Path: "/a"}}}, nil, nil, quiet()); err == nil {
 		t.Error("a duplicate route key was accepted")
 	}
-	if _, err := NewGateway([]Route{{RouteSpec: RouteSpec{"ANY", "/a/{p+}/b"}}}, nil, nil, quiet()); err == nil {
+	if _, err := NewGateway([]Route{{RouteSpec: RouteSpec{Method: "ANY", Path: "/a/{p+}/b"}}}, nil, nil, quiet()); err == nil {
 		t.Error("a greedy variable before the last segment was accepted")
 	}
 }
 
 func TestTemplateRoutesGoToTheirFunctions(t *testing.T) {
-	tmpl, err := ParseTemplate(zenith.Template)
+	tmpl, err := samtemplate.Embedded()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestTemplateRoutesGoToTheirFunctions(t *testing.T) {
 	if tmpl.CORS == nil || len(tmpl.CORS.ExposeHeaders) == 0 || tmpl.CORS.MaxAge == 0 {
 		t.Errorf("CORS settings not read from the template: %+v", tmpl.CORS)
 	}
-	byID := map[string]Function{}
+	byID := map[string]samtemplate.Function{}
 	for _, fn := range tmpl.Functions {
 		byID[fn.LogicalID] = fn
 	}
@@ -190,7 +190,7 @@ func TestEventAndResponseConversion(t *testing.T) {
 			IsBase64Encoded:   true,
 		}, nil
 	}
-	g, err := NewGateway([]Route{{RouteSpec: RouteSpec{"ANY", "/api/x/{proxy+}"}, Function: "x", Handler: handler}}, nil, nil, quiet())
+	g, err := NewGateway([]Route{{RouteSpec: RouteSpec{Method: "ANY", Path: "/api/x/{proxy+}"}, Function: "x", Handler: handler}}, nil, nil, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,10 +285,10 @@ func TestGatewayOwnAnswers(t *testing.T) {
 		return events.APIGatewayV2HTTPResponse{}, ctx.Err()
 	}
 	g, err := NewGateway([]Route{
-		{RouteSpec: RouteSpec{"ANY", "/fail"}, Function: "f", Handler: failing},
-		{RouteSpec: RouteSpec{"ANY", "/panic"}, Function: "f", Handler: panicking},
-		{RouteSpec: RouteSpec{"ANY", "/hang"}, Function: "f", Handler: hanging, Timeout: time.Millisecond},
-		{RouteSpec: RouteSpec{"ANY", "/ok"}, Function: "f", Handler: okHandler},
+		{RouteSpec: RouteSpec{Method: "ANY", Path: "/fail"}, Function: "f", Handler: failing},
+		{RouteSpec: RouteSpec{Method: "ANY", Path: "/panic"}, Function: "f", Handler: panicking},
+		{RouteSpec: RouteSpec{Method: "ANY", Path: "/hang"}, Function: "f", Handler: hanging, Timeout: time.Millisecond},
+		{RouteSpec: RouteSpec{Method: "ANY", Path: "/ok"}, Function: "f", Handler: okHandler},
 	}, &CORS{AllowMethods: []string{"GET", "POST"}, AllowHeaders: []string{"content-type"}, ExposeHeaders: []string{"x-request-id"}, MaxAge: 600},
 		[]string{"http://localhost:3000"}, quiet())
 	if err != nil {

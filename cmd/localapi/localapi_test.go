@@ -48,10 +48,10 @@ func TestDevServerEndToEnd(t *testing.T) {
 	names := config.DefaultTables.WithPrefix(prefix)
 	cmd := exec.Command(bin)
 	cmd.Dir = root
-	env := []string{fmt.Sprintf("PORT=%d", port), "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-		"USERS_TABLE=" + names.Users, "SESSIONS_TABLE=" + names.Sessions, "LOGIN_ATTEMPTS_TABLE=" + names.LoginAttempts,
-		"RATE_LIMITS_TABLE=" + names.RateLimits, "METRICS_TABLE=" + names.Metrics, "ALERTS_TABLE=" + names.Alerts,
-		"LOAD_OVERRIDES_TABLE=" + names.LoadOverrides}
+	env := []string{fmt.Sprintf("PORT=%d", port), "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range names.Env() {
+		env = append(env, k+"="+v)
+	}
 	cmd.Env = env // deliberately without DYNAMODB_ENDPOINT and MASTER_PASSWORD
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

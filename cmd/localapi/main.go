@@ -34,17 +34,27 @@ import (
 	"syscall"
 	"time"
 
-	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
 	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 	"github.com/zenithfresh/zenith-serverless/shared/sessionapi"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/tables"
 	"github.com/zenithfresh/zenith-serverless/shared/trafficapi"
 )
+
+// The template's routes and CORS settings (shared/samtemplate), under the
+// names the gateway uses.
+type (
+	RouteSpec = samtemplate.Route
+	CORS      = samtemplate.CORS
+)
+
+// DefaultRoute is the catch-all route key of an HTTP API.
+const DefaultRoute = samtemplate.DefaultRoute
 
 // Invoker is a function's raw Lambda handler, for scheduled events.
 type Invoker func(ctx context.Context, payload json.RawMessage) (any, error)
@@ -129,9 +139,12 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		}
 		port = n
 	}
-	tmpl, err := ParseTemplate(zenith.Template)
+	tmpl, err := samtemplate.Embedded()
 	if err != nil {
 		return err
+	}
+	if len(tmpl.Functions) == 0 {
+		return errors.New("template has no AWS::Serverless::Function")
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
@@ -173,7 +186,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	created, err := tables.Bootstrap(ctx, store.NewDynamoDB(ac, base), zenith.Template, base.Tables)
+	created, err := tables.Bootstrap(ctx, store.NewAdminDynamoDB(ac, base.DynamoDBEndpoint), tmpl.Tables, base.Tables)
 	if err != nil {
 		return fmt.Errorf("create tables on %s: %w", base.DynamoDBEndpoint, err)
 	}

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// Tables holds the DynamoDB table names, one per concern.
+// Tables holds the DynamoDB table names, one per concern. TableSpecs says
+// which template table and environment variable each field belongs to.
 type Tables struct {
 	Users         string // USERS_TABLE: users and roles
 	Sessions      string // SESSIONS_TABLE
@@ -23,28 +24,73 @@ type Tables struct {
 	LoadOverrides string // LOAD_OVERRIDES_TABLE
 }
 
-// WithPrefix returns the names with prefix prepended; tests isolate themselves this way.
-func (t Tables) WithPrefix(prefix string) Tables {
-	return Tables{
-		Users:         prefix + t.Users,
-		Sessions:      prefix + t.Sessions,
-		LoginAttempts: prefix + t.LoginAttempts,
-		RateLimits:    prefix + t.RateLimits,
-		Metrics:       prefix + t.Metrics,
-		Alerts:        prefix + t.Alerts,
-		LoadOverrides: prefix + t.LoadOverrides,
+// TableSpec is one table of the registry: its logical ID in template.yaml,
+// the environment variable that carries its name to the functions, and its
+// name on the local stack.
+type TableSpec struct {
+	LogicalID string
+	Env       string
+	Default   string
+	field     func(*Tables) *string
+}
+
+// TableSpecs is the registry of tables, the one place a table is listed:
+// Load, Variables, DefaultTables, WithPrefix, Name and Env all derive from it.
+var TableSpecs = []TableSpec{
+	{"UsersTable", "USERS_TABLE", "zenith-users", func(t *Tables) *string { return &t.Users }},
+	{"SessionsTable", "SESSIONS_TABLE", "zenith-sessions", func(t *Tables) *string { return &t.Sessions }},
+	{"LoginAttemptsTable", "LOGIN_ATTEMPTS_TABLE", "zenith-login-attempts", func(t *Tables) *string { return &t.LoginAttempts }},
+	{"RateLimitsTable", "RATE_LIMITS_TABLE", "zenith-rate-limits", func(t *Tables) *string { return &t.RateLimits }},
+	{"MetricsTable", "METRICS_TABLE", "zenith-metrics", func(t *Tables) *string { return &t.Metrics }},
+	{"AlertsTable", "ALERTS_TABLE", "zenith-alerts", func(t *Tables) *string { return &t.Alerts }},
+	{"LoadOverridesTable", "LOAD_OVERRIDES_TABLE", "zenith-load-overrides", func(t *Tables) *string { return &t.LoadOverrides }},
+}
+
+// LookupTableSpec returns the registry entry of a template table.
+func LookupTableSpec(logicalID string) (TableSpec, bool) {
+	for _, s := range TableSpecs {
+		if s.LogicalID == logicalID {
+			return s, true
+		}
 	}
+	return TableSpec{}, false
 }
 
 // DefaultTables are the names the local stack uses; the template passes the deployed ones.
-var DefaultTables = Tables{
-	Users:         "zenith-users",
-	Sessions:      "zenith-sessions",
-	LoginAttempts: "zenith-login-attempts",
-	RateLimits:    "zenith-rate-limits",
-	Metrics:       "zenith-metrics",
-	Alerts:        "zenith-alerts",
-	LoadOverrides: "zenith-load-overrides",
+var DefaultTables = func() Tables {
+	var t Tables
+	for _, s := range TableSpecs {
+		*s.field(&t) = s.Default
+	}
+	return t
+}()
+
+// WithPrefix returns the names with prefix prepended; tests isolate themselves this way.
+func (t Tables) WithPrefix(prefix string) Tables {
+	out := t
+	for _, s := range TableSpecs {
+		*s.field(&out) = prefix + *s.field(&t)
+	}
+	return out
+}
+
+// Name returns the name of a table given its logical ID in template.yaml.
+func (t Tables) Name(logicalID string) (string, bool) {
+	s, ok := LookupTableSpec(logicalID)
+	if !ok {
+		return "", false
+	}
+	return *s.field(&t), true
+}
+
+// Env returns the names as the environment that Load reads them from
+// (USERS_TABLE → name, ...), for tests and tools that start a function.
+func (t Tables) Env() map[string]string {
+	out := make(map[string]string, len(TableSpecs))
+	for _, s := range TableSpecs {
+		out[s.Env] = *s.field(&t)
+	}
+	return out
 }
 
 // Config is the whole typed configuration of a function instance.
@@ -149,14 +195,8 @@ func Load(function string, getenv func(string) string) (Config, error) {
 
 	c.MemoryLimitMB = r.integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, 0, 1_000_000)
 
-	c.Tables = Tables{
-		Users:         r.str("USERS_TABLE", DefaultTables.Users),
-		Sessions:      r.str("SESSIONS_TABLE", DefaultTables.Sessions),
-		LoginAttempts: r.str("LOGIN_ATTEMPTS_TABLE", DefaultTables.LoginAttempts),
-		RateLimits:    r.str("RATE_LIMITS_TABLE", DefaultTables.RateLimits),
-		Metrics:       r.str("METRICS_TABLE", DefaultTables.Metrics),
-		Alerts:        r.str("ALERTS_TABLE", DefaultTables.Alerts),
-		LoadOverrides: r.str("LOAD_OVERRIDES_TABLE", DefaultTables.LoadOverrides),
+	for _, s := range TableSpecs {
+		*s.field(&c.Tables) = r.str(s.Env, s.Default)
 	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: %w", err)
@@ -165,7 +205,7 @@ func Load(function string, getenv func(string) string) (Config, error) {
 }
 
 // Variables lists every environment variable Load reads, for the template test.
-var Variables = []string{
+var Variables = append([]string{
 	"DYNAMODB_ENDPOINT", "DB_TIMEOUT",
 	"RATE_LIMIT_RPM", "RATE_LIMIT_BURST", "RATE_LIMIT_WINDOW", "RATE_LIMIT_API_RPM", "RATE_LIMIT_API_BURST",
 	"RATE_LIMIT_FAIL_MODE", "RATE_LIMIT_SHADOW", "RATE_LIMIT_STATUS", "TRUSTED_PROXY_CIDRS",
@@ -174,8 +214,14 @@ var Variables = []string{
 	"ALLOWED_ORIGINS",
 	"TRAFFIC_CAPACITY_RPM", "SHED_THRESHOLD", "SHED_ADMIT_RATIO", "LOAD_SIMULATION_ENABLED", "LOAD_OVERRIDE_TTL",
 	"METRIC_SHARDS", "METRICS_REALTIME", "METRICS_HISTORY_SOURCE", "SLOW_QUERY_MS",
-	"USERS_TABLE", "SESSIONS_TABLE", "LOGIN_ATTEMPTS_TABLE", "RATE_LIMITS_TABLE", "METRICS_TABLE",
-	"ALERTS_TABLE", "LOAD_OVERRIDES_TABLE",
+}, tableVariables()...)
+
+func tableVariables() []string {
+	out := make([]string, 0, len(TableSpecs))
+	for _, s := range TableSpecs {
+		out = append(out, s.Env)
+	}
+	return out
 }
 
 type reader struct {

@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +135,68 @@ func TestVariablesListsEveryVariableLoadReads(t *testing.T) {
 		if !listed[v] {
 			t.Errorf("Load reads %s, which config.Variables does not list (so the template test cannot check it)", v)
 		}
+	}
+}
+
+// TestTableRegistry checks that TableSpecs covers every field of Tables exactly
+// once, and that everything derived from it agrees.
+func TestTableRegistry(t *testing.T) {
+	fields := reflect.TypeOf(config.Tables{}).NumField()
+	if len(config.TableSpecs) != fields {
+		t.Fatalf("%d table specs for %d fields of config.Tables", len(config.TableSpecs), fields)
+	}
+	prefixed := config.DefaultTables.WithPrefix("p-")
+	env := map[string]string{}
+	seen := map[string]bool{}
+	for _, s := range config.TableSpecs {
+		t.Run(s.LogicalID, func(t *testing.T) {
+			for _, key := range []string{"id " + s.LogicalID, "env " + s.Env, "default " + s.Default} {
+				if seen[key] {
+					t.Errorf("%s is in the registry twice", key)
+				}
+				seen[key] = true
+			}
+			if got, ok := config.DefaultTables.Name(s.LogicalID); !ok || got != s.Default {
+				t.Errorf("DefaultTables.Name = %q, %v; want %q", got, ok, s.Default)
+			}
+			if got, _ := prefixed.Name(s.LogicalID); got != "p-"+s.Default {
+				t.Errorf("WithPrefix gives %q, want %q", got, "p-"+s.Default)
+			}
+			if got := prefixed.Env()[s.Env]; got != "p-"+s.Default {
+				t.Errorf("Env()[%s] = %q, want %q", s.Env, got, "p-"+s.Default)
+			}
+			if got, ok := config.LookupTableSpec(s.LogicalID); !ok || got.Env != s.Env {
+				t.Errorf("LookupTableSpec = %+v, %v", got, ok)
+			}
+			if !slices.Contains(config.Variables, s.Env) {
+				t.Errorf("config.Variables lacks %s", s.Env)
+			}
+		})
+		env[s.Env] = "x-" + s.LogicalID
+	}
+	// Every field holds a different table, so no field is missing from the registry.
+	v := reflect.ValueOf(prefixed)
+	distinct := map[string]bool{}
+	for i := range fields {
+		distinct[v.Field(i).String()] = true
+	}
+	if len(distinct) != fields {
+		t.Errorf("config.Tables fields share names, a field has no spec: %+v", prefixed)
+	}
+	if _, ok := config.DefaultTables.Name("NoSuchTable"); ok {
+		t.Error("Name found a table the registry does not have")
+	}
+	// Load reads each variable into its own field.
+	c, err := config.Load("auth", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range config.TableSpecs {
+		if got, _ := c.Tables.Name(s.LogicalID); got != "x-"+s.LogicalID {
+			t.Errorf("Load read %s as %q, want %q", s.Env, got, "x-"+s.LogicalID)
+		}
+	}
+	if c.Tables.Users != "x-UsersTable" || c.Tables.LoadOverrides != "x-LoadOverridesTable" {
+		t.Errorf("named fields: %+v", c.Tables)
 	}
 }

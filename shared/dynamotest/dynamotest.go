@@ -15,9 +15,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/tables"
 )
@@ -26,6 +26,15 @@ var (
 	once     sync.Once
 	endpoint string
 	startErr error
+
+	// templateTables parses template.yaml once per test binary; Bootstrap only reads them.
+	templateTables = sync.OnceValues(func() ([]samtemplate.Table, error) {
+		t, err := samtemplate.Embedded()
+		if err != nil {
+			return nil, err
+		}
+		return t.Tables, nil
+	})
 )
 
 // Endpoint returns the DynamoDB Local endpoint of this run, starting one if needed.
@@ -68,17 +77,9 @@ func New(t testing.TB, function string, overrides map[string]string, opts ...fun
 	ep := Endpoint(t)
 	prefix := "t" + randomHex(6) + "-"
 	names := config.DefaultTables.WithPrefix(prefix)
-	env := map[string]string{
-		"DYNAMODB_ENDPOINT":    ep,
-		"AWS_REGION":           "us-east-1",
-		"USERS_TABLE":          names.Users,
-		"SESSIONS_TABLE":       names.Sessions,
-		"LOGIN_ATTEMPTS_TABLE": names.LoginAttempts,
-		"RATE_LIMITS_TABLE":    names.RateLimits,
-		"METRICS_TABLE":        names.Metrics,
-		"ALERTS_TABLE":         names.Alerts,
-		"LOAD_OVERRIDES_TABLE": names.LoadOverrides,
-	}
+	env := names.Env()
+	env["DYNAMODB_ENDPOINT"] = ep
+	env["AWS_REGION"] = "us-east-1"
 	for k, v := range overrides {
 		env[k] = v
 	}
@@ -91,10 +92,16 @@ func New(t testing.TB, function string, overrides map[string]string, opts ...fun
 	if err != nil {
 		t.Fatalf("aws config: %v", err)
 	}
-	client := store.NewDynamoDB(ac, cfg, opts...)
-	if _, err := tables.Bootstrap(ctx, client, zenith.Template, names); err != nil {
+	ts, err := templateTables()
+	if err != nil {
+		t.Fatalf("read template.yaml: %v", err)
+	}
+	// Created through the administrative client: a busy DynamoDB Local can
+	// take longer than DB_TIMEOUT to create a table.
+	if _, err := tables.Bootstrap(ctx, store.NewAdminDynamoDB(ac, cfg.DynamoDBEndpoint), ts, names); err != nil {
 		t.Fatalf("create test tables: %v", err)
 	}
+	client := store.NewDynamoDB(ac, cfg, opts...)
 	return &Env{Config: cfg, Client: client, Tables: names}
 }
 
@@ -107,6 +114,17 @@ func (e *Env) NewClient(t testing.TB, opts ...func(*dynamodb.Options)) *dynamodb
 		t.Fatalf("aws config: %v", err)
 	}
 	return store.NewDynamoDB(ac, e.Config, opts...)
+}
+
+// NewAdminClient returns an administrative client (store.NewAdminDynamoDB)
+// on the same endpoint, for creating or describing tables.
+func (e *Env) NewAdminClient(t testing.TB, opts ...func(*dynamodb.Options)) *dynamodb.Client {
+	t.Helper()
+	ac, err := store.LoadAWS(context.Background(), e.Config)
+	if err != nil {
+		t.Fatalf("aws config: %v", err)
+	}
+	return store.NewAdminDynamoDB(ac, e.Config.DynamoDBEndpoint, opts...)
 }
 
 func randomHex(n int) string {

@@ -1,133 +1,25 @@
-// Package tables reads the DynamoDB tables from template.yaml and creates them
-// (with TTL) on DynamoDB Local, idempotently, so tables are defined only once.
+// Package tables creates the DynamoDB tables of template.yaml (read by
+// shared/samtemplate) with TTL on DynamoDB Local, idempotently, so tables are
+// defined only once.
 package tables
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"gopkg.in/yaml.v3"
 
 	"github.com/zenithfresh/zenith-serverless/shared/config"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
-// Env maps each table's logical ID in the template to the environment
-// variable that carries its name to the functions.
-var Env = map[string]string{
-	"UsersTable":         "USERS_TABLE",
-	"SessionsTable":      "SESSIONS_TABLE",
-	"LoginAttemptsTable": "LOGIN_ATTEMPTS_TABLE",
-	"RateLimitsTable":    "RATE_LIMITS_TABLE",
-	"MetricsTable":       "METRICS_TABLE",
-	"AlertsTable":        "ALERTS_TABLE",
-	"LoadOverridesTable": "LOAD_OVERRIDES_TABLE",
-}
-
-// Name returns the configured name of a table given its logical ID.
-func Name(t config.Tables, logicalID string) (string, bool) {
-	switch logicalID {
-	case "UsersTable":
-		return t.Users, true
-	case "SessionsTable":
-		return t.Sessions, true
-	case "LoginAttemptsTable":
-		return t.LoginAttempts, true
-	case "RateLimitsTable":
-		return t.RateLimits, true
-	case "MetricsTable":
-		return t.Metrics, true
-	case "AlertsTable":
-		return t.Alerts, true
-	case "LoadOverridesTable":
-		return t.LoadOverrides, true
-	}
-	return "", false
-}
-
-// Table is one AWS::DynamoDB::Table of the template, as far as a local copy needs.
-type Table struct {
-	LogicalID              string
-	AttributeDefinitions   []attr   `yaml:"AttributeDefinitions"`
-	KeySchema              []key    `yaml:"KeySchema"`
-	GlobalSecondaryIndexes []gsi    `yaml:"GlobalSecondaryIndexes"`
-	TimeToLive             ttlSpec  `yaml:"TimeToLiveSpecification"`
-	BillingMode            string   `yaml:"BillingMode"`
-	PointInTimeRecovery    pitrSpec `yaml:"PointInTimeRecoverySpecification"`
-	DeletionProtection     bool     `yaml:"DeletionProtectionEnabled"`
-	DeletionPolicy         string   `yaml:"-"`
-	UpdateReplacePolicy    string   `yaml:"-"`
-}
-
-type attr struct {
-	Name string `yaml:"AttributeName"`
-	Type string `yaml:"AttributeType"`
-}
-
-type key struct {
-	Name string `yaml:"AttributeName"`
-	Type string `yaml:"KeyType"`
-}
-
-type gsi struct {
-	IndexName  string `yaml:"IndexName"`
-	KeySchema  []key  `yaml:"KeySchema"`
-	Projection struct {
-		ProjectionType   string   `yaml:"ProjectionType"`
-		NonKeyAttributes []string `yaml:"NonKeyAttributes"`
-	} `yaml:"Projection"`
-}
-
-type ttlSpec struct {
-	AttributeName string `yaml:"AttributeName"`
-	Enabled       bool   `yaml:"Enabled"`
-}
-
-type pitrSpec struct {
-	Enabled bool `yaml:"PointInTimeRecoveryEnabled"`
-}
-
-// Parse returns the tables of a SAM/CloudFormation template, sorted by logical ID.
-func Parse(template []byte) ([]Table, error) {
-	var doc struct {
-		Resources map[string]struct {
-			Type                string    `yaml:"Type"`
-			DeletionPolicy      string    `yaml:"DeletionPolicy"`
-			UpdateReplacePolicy string    `yaml:"UpdateReplacePolicy"`
-			Properties          yaml.Node `yaml:"Properties"`
-		} `yaml:"Resources"`
-	}
-	if err := yaml.Unmarshal(template, &doc); err != nil {
-		return nil, fmt.Errorf("parse template: %w", err)
-	}
-	var out []Table
-	for id, r := range doc.Resources {
-		if r.Type != "AWS::DynamoDB::Table" {
-			continue
-		}
-		var t Table
-		if err := r.Properties.Decode(&t); err != nil {
-			return nil, fmt.Errorf("parse table %s: %w", id, err)
-		}
-		t.LogicalID = id
-		t.DeletionPolicy = r.DeletionPolicy
-		t.UpdateReplacePolicy = r.UpdateReplacePolicy
-		out = append(out, t)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("template has no AWS::DynamoDB::Table")
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].LogicalID < out[j].LogicalID })
-	return out, nil
-}
-
 // CreateInput returns the CreateTable input for t under the given name.
-func (t Table) CreateInput(name string) *dynamodb.CreateTableInput {
+func CreateInput(t samtemplate.Table, name string) *dynamodb.CreateTableInput {
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(name),
 		BillingMode: types.BillingModePayPerRequest,
@@ -151,7 +43,7 @@ func (t Table) CreateInput(name string) *dynamodb.CreateTableInput {
 	return in
 }
 
-func keySchema(ks []key) []types.KeySchemaElement {
+func keySchema(ks []samtemplate.KeyElement) []types.KeySchemaElement {
 	out := make([]types.KeySchemaElement, 0, len(ks))
 	for _, k := range ks {
 		out = append(out, types.KeySchemaElement{AttributeName: aws.String(k.Name), KeyType: types.KeyType(k.Type)})
@@ -159,7 +51,8 @@ func keySchema(ks []key) []types.KeySchemaElement {
 	return out
 }
 
-// API is the part of the DynamoDB client Bootstrap uses.
+// API is the part of the DynamoDB client Bootstrap uses; give it the
+// administrative client (store.NewAdminDynamoDB).
 type API interface {
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
@@ -173,26 +66,30 @@ type Result struct {
 	TTLEnabled      bool // false: TTL was on already
 }
 
-// Bootstrap creates every table of the template under the names in names and
-// enables TTL on each; running it again changes nothing.
-func Bootstrap(ctx context.Context, db API, template []byte, names config.Tables) ([]Result, error) {
-	ts, err := Parse(template)
-	if err != nil {
-		return nil, err
+// Bootstrap creates every table in ts (samtemplate.Template.Tables) under the
+// names in names and enables TTL on each; running it again changes nothing.
+// A call that fails transiently (the store unreachable, throttling, or the
+// client's whole bound spent) is tried again, up to Attempts times.
+func Bootstrap(ctx context.Context, db API, ts []samtemplate.Table, names config.Tables) ([]Result, error) {
+	if len(ts) == 0 {
+		return nil, errors.New("template has no AWS::DynamoDB::Table")
 	}
 	var out []Result
 	for _, t := range ts {
-		name, ok := Name(names, t.LogicalID)
+		name, ok := names.Name(t.LogicalID)
 		if !ok {
 			return nil, fmt.Errorf("table %s of the template has no configured name", t.LogicalID)
 		}
 		res := Result{LogicalID: t.LogicalID, Name: name}
-		_, err := db.CreateTable(ctx, t.CreateInput(name))
+		err := retry(ctx, func() error {
+			_, err := db.CreateTable(ctx, CreateInput(t, name))
+			return err
+		})
 		var inUse *types.ResourceInUseException
 		switch {
 		case err == nil:
 			res.Created = true
-		case errors.As(err, &inUse):
+		case errors.As(err, &inUse): // it exists: done
 		default:
 			return out, fmt.Errorf("create table %s: %w", name, err)
 		}
@@ -208,20 +105,81 @@ func Bootstrap(ctx context.Context, db API, template []byte, names config.Tables
 	return out, nil
 }
 
+// enableTTL turns TTL on unless it is on (or turning on) already. It decides
+// by the table's TTL status, not by error text: when UpdateTimeToLive fails
+// because TTL went on meanwhile (another bootstrap, or an earlier attempt
+// whose answer was lost), a second look finds it on.
 func enableTTL(ctx context.Context, db API, name, attribute string) (bool, error) {
-	d, err := db.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
+	on, err := ttlOn(ctx, db, name)
+	if err != nil || on {
+		return false, err
+	}
+	err = retry(ctx, func() error {
+		_, err := db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+			TableName:               aws.String(name),
+			TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(attribute), Enabled: aws.Bool(true)},
+		})
+		return err
+	})
+	if err == nil {
+		return true, nil
+	}
+	if on, derr := ttlOn(ctx, db, name); derr == nil && on {
+		return false, nil
+	}
+	return false, fmt.Errorf("enable ttl on %s: %w", name, err)
+}
+
+func ttlOn(ctx context.Context, db API, name string) (bool, error) {
+	var d *dynamodb.DescribeTimeToLiveOutput
+	err := retry(ctx, func() (err error) {
+		d, err = db.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("describe ttl of %s: %w", name, err)
 	}
-	if d.TimeToLiveDescription != nil && d.TimeToLiveDescription.TimeToLiveStatus == types.TimeToLiveStatusEnabled {
+	if d.TimeToLiveDescription == nil {
 		return false, nil
 	}
-	_, err = db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
-		TableName:               aws.String(name),
-		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(attribute), Enabled: aws.Bool(true)},
-	})
-	if err != nil && !strings.Contains(err.Error(), "already enabled") {
-		return false, fmt.Errorf("enable ttl on %s: %w", name, err)
+	switch d.TimeToLiveDescription.TimeToLiveStatus {
+	case types.TimeToLiveStatusEnabled, types.TimeToLiveStatusEnabling:
+		return true, nil
 	}
-	return err == nil, nil
+	return false, nil
+}
+
+// Bootstrap's own retries, on top of the client's: they cover a call that
+// spent the client's whole bound (store.AdminTimeout) on an overloaded
+// emulator, or a client without retries of its own.
+const (
+	// Attempts is how many times Bootstrap makes one call at most.
+	Attempts = 4
+	// FirstBackoff is the pause after the first failure; it doubles after each.
+	FirstBackoff = 250 * time.Millisecond
+)
+
+func retry(ctx context.Context, call func() error) error {
+	pause := FirstBackoff
+	for attempt := 1; ; attempt++ {
+		err := call()
+		if err == nil || attempt == Attempts || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		timer := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		pause *= 2
+	}
+}
+
+// transient reports whether a failed administrative call may succeed if made
+// again. ResourceInUse is not: for CreateTable it means the table exists.
+func transient(err error) bool {
+	var limit *types.LimitExceededException
+	return store.IsUnavailable(err) || errors.As(err, &limit)
 }

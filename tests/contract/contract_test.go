@@ -17,9 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
@@ -28,9 +25,9 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
+	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 	"github.com/zenithfresh/zenith-serverless/shared/sessionapi"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
-	"github.com/zenithfresh/zenith-serverless/shared/tables"
 	"github.com/zenithfresh/zenith-serverless/shared/trafficapi"
 )
 
@@ -173,93 +170,34 @@ func TestRequestLayerOnEveryFunction(t *testing.T) {
 	}
 }
 
-// statement is one IAM statement of a function's policy, resources by logical table ID.
-type statement struct {
-	actions   []string
-	resources []string // "UsersTable", "SessionsTable/index/userId-index", "*"
-}
-
-// policies reads each function's inline policy statements from template.yaml.
+// policies reads each function's inline policy statements from template.yaml,
+// resources by logical table ID ("UsersTable", "SessionsTable/index/userId-index", "*").
 // Conditional (!If) statements are for secrets, not tables, and are skipped.
-func policies(t *testing.T) map[string][]statement {
+func policies(t *testing.T) map[string][]samtemplate.Statement {
 	t.Helper()
-	var doc struct {
-		Resources map[string]struct {
-			Type       string `yaml:"Type"`
-			Properties struct {
-				Policies []struct {
-					Statement []yaml.Node `yaml:"Statement"`
-				} `yaml:"Policies"`
-			} `yaml:"Properties"`
-		} `yaml:"Resources"`
-	}
-	if err := yaml.Unmarshal(zenith.Template, &doc); err != nil {
+	tmpl, err := samtemplate.Embedded()
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]statement{}
-	for id, r := range doc.Resources {
-		if r.Type != "AWS::Serverless::Function" {
-			continue
-		}
-		for _, p := range r.Properties.Policies {
-			for _, n := range p.Statement {
-				if n.Tag == "!If" || n.Kind != yaml.MappingNode {
-					continue
-				}
-				var st statement
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					k, v := n.Content[i].Value, n.Content[i+1]
-					switch k {
-					case "Action":
-						st.actions = scalars(v)
-					case "Resource":
-						for _, rn := range nodes(v) {
-							st.resources = append(st.resources, resource(rn))
-						}
-					}
-				}
-				out[id] = append(out[id], st)
+	out := map[string][]samtemplate.Statement{}
+	for _, fn := range tmpl.Functions {
+		for _, st := range fn.Policy {
+			if st.Condition == "" {
+				out[fn.LogicalID] = append(out[fn.LogicalID], st)
 			}
 		}
 	}
 	return out
 }
 
-func nodes(n *yaml.Node) []*yaml.Node {
-	if n.Kind == yaml.SequenceNode {
-		return n.Content
-	}
-	return []*yaml.Node{n}
-}
-
-func scalars(n *yaml.Node) []string {
-	var out []string
-	for _, c := range nodes(n) {
-		out = append(out, c.Value)
-	}
-	return out
-}
-
-func resource(n *yaml.Node) string {
-	switch n.Tag {
-	case "!GetAtt":
-		return strings.TrimSuffix(n.Value, ".Arn")
-	case "!Sub":
-		v := strings.TrimPrefix(n.Value, "${")
-		table, rest, _ := strings.Cut(v, ".Arn}")
-		return table + rest
-	}
-	return n.Value
-}
-
-func (s *stack) allowed(st []statement, a store.Access) bool {
+func (s *stack) allowed(st []samtemplate.Statement, a store.Access) bool {
 	for _, stmt := range st {
-		if !slices.Contains(stmt.actions, a.Action) {
+		if !slices.Contains(stmt.Actions, a.Action) {
 			continue
 		}
-		for _, r := range stmt.resources {
+		for _, r := range stmt.Resources {
 			table, index, _ := strings.Cut(r, "/")
-			name, ok := tables.Name(s.env.Tables, table)
+			name, ok := s.env.Tables.Name(table)
 			if !ok {
 				continue
 			}
