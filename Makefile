@@ -38,6 +38,7 @@ help:
 	@echo "make bench   run the Go benchmarks (BENCH=regexp)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make lint    gofmt and go vet"
+	@echo "make cfn-lint  lint template.yaml with cfn-lint (a Python tool: pip install cfn-lint; not in make test)"
 	@echo "make tables  create the tables on DYNAMODB_ENDPOINT (idempotent)"
 	@echo "make dynamodb  run DynamoDB Local on port DYNAMODB_PORT (default 8000) for sam local"
 	@echo "make clean   remove build outputs (distclean also removes installed tools)"
@@ -133,6 +134,16 @@ fuzz-all:
 lint:
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo >&2 "gofmt -l: these files need gofmt:"; echo >&2 "$$files"; exit 1; fi
 	$(GO) vet ./...
+
+# cfn-lint, AWS's CloudFormation linter, over the whole template (SAM transform included); it
+# fails on errors and on warnings. A Python package (PyPI cfn-lint; Debian has none, and the npm
+# package of that name is another tool), so it is not part of `make test`.
+CFN_LINT ?= cfn-lint
+.PHONY: cfn-lint
+cfn-lint:
+	@command -v $(CFN_LINT) >/dev/null 2>&1 || { echo >&2 "make: 'cfn-lint' not found. Install it with pip (python3 -m pip install --user cfn-lint, or pipx install cfn-lint), then run make cfn-lint again."; exit 1; }
+	@$(CFN_LINT) --version
+	$(CFN_LINT) template.yaml
 
 clean:
 	rm -rf bin/auth bin/session bin/traffic-manager bin/system-monitor bin/localapi bin/withdynamo .aws-sam coverage.out
