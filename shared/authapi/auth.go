@@ -2,14 +2,12 @@ package authapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
-	"github.com/zenithfresh/zenith-serverless/shared/lockout"
-	"github.com/zenithfresh/zenith-serverless/shared/passwords"
-	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
+	"github.com/zenithfresh/zenith-serverless/shared/identity"
 	"github.com/zenithfresh/zenith-serverless/shared/sessions"
-	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
 // post serves POST /api/auth {action, username, password, sessionId}.
@@ -28,73 +26,29 @@ func (s *service) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 	}
 }
 
-// login checks the lockout (before any hash), verifies the password against
-// the stored hash or a dummy, counts failures, and starts a session.
+// login runs the identity service's login and maps its outcome.
 func (s *service) login(ctx context.Context, r *httpapi.Request, req AuthRequest) (*httpapi.Response, error) {
-	client := ratelimit.ClientIP(r.SourceIP, r.Header("x-forwarded-for"), s.d.Config.TrustedProxies)
-	key := lockout.NewKey(req.Username, client)
-	st, extra, err := s.guard.Check(ctx, key, lockout.Extra{Table: s.users.Table(), Key: users.Key(req.Username)})
-	if err != nil {
-		return nil, err
-	}
-	if st.Locked {
-		r.Logger.WarnContext(ctx, "login refused: locked out", "security", true, "reason", st.Reason, "counter", key.Pair[:16])
-		return nil, httpapi.TooManyRequests(CodeTooManyAttempts, "Too many failed login attempts, please try again later", st.RetryAfter).
-			WithExtra("retryAfter", httpapi.CeilSeconds(st.RetryAfter))
-	}
-	u, err := users.DecodeUser(extra[0])
-	if err != nil {
-		return nil, err
-	}
-	if !s.checkPassword(ctx, r, u, req.Password) {
-		if err := s.guard.RecordFailure(ctx, key, st); err != nil {
-			return nil, err
-		}
-		s.d.Events.CountEvent(ctx, EventFailedLogin)
-		r.Logger.WarnContext(ctx, "login failed", "security", true, "counter", key.Pair[:16], "failures", st.Failures()+1)
+	in, err := s.identity.Login(ctx, req.Username, req.Password, identity.Client{IP: r.ClientIP})
+	var locked *identity.LockedError
+	switch {
+	case errors.As(err, &locked):
+		return nil, httpapi.TooManyRequests(CodeTooManyAttempts, "Too many failed login attempts, please try again later", locked.RetryAfter).
+			WithExtra("retryAfter", httpapi.CeilSeconds(locked.RetryAfter))
+	case errors.Is(err, identity.ErrInvalidCredentials):
 		return nil, httpapi.Unauthorized(CodeInvalidCredentials, "Invalid username or password")
-	}
-	if passwords.NeedsRehash(u.PasswordHash, s.users.PasswordParams()) {
-		if err := s.users.Rehash(ctx, u, req.Password); err != nil {
-			r.Logger.WarnContext(ctx, "password rehash failed", "user", u.ID, "err", err)
-		}
-	}
-	if err := s.guard.RecordSuccess(ctx, key, st); err != nil {
+	case err != nil:
 		return nil, err
 	}
-	token, sess, err := s.sessions.Create(ctx, u)
-	if err != nil {
-		return nil, err
-	}
-	r.Logger.InfoContext(ctx, "login", "audit", true, "event", "session.created", "actor", u.ID, "target", u.ID, "handle", sess.Handle)
-	body, err := s.sessionBody(ctx, r.RequestID, token, u.Username, u.Name, u.Role, sess, false)
+	u := in.User
+	body, err := s.sessionBody(ctx, r.RequestID, in.Token, u.Username, u.Name, u.Role, in.Session, false)
 	if err != nil {
 		return nil, err
 	}
 	return &httpapi.Response{
 		Status:  http.StatusOK,
 		Body:    body,
-		Cookies: []string{SessionCookie(token, int64(s.sessions.Config().MaxLifetime.Seconds()))},
+		Cookies: []string{httpapi.SessionCookieFor(in.Token, s.sessions.Config().MaxLifetime)},
 	}, nil
-}
-
-// checkPassword verifies against the user's hash, or a dummy of the same
-// cost when there is no such user, so both failures take comparable time.
-// An inactive user fails after the same work.
-func (s *service) checkPassword(ctx context.Context, r *httpapi.Request, u *users.User, password string) bool {
-	phc := s.dummy
-	if u != nil {
-		phc = u.PasswordHash
-	}
-	ok, err := passwords.Verify(password, phc)
-	if err != nil {
-		if u != nil {
-			r.Logger.ErrorContext(ctx, "stored password hash is malformed", "user", u.ID)
-		}
-		_, _ = passwords.Verify(password, s.dummy)
-		return false
-	}
-	return ok && u != nil && u.Active
 }
 
 // token returns the session token by the contract's precedence: the body's
@@ -109,7 +63,7 @@ func token(r *httpapi.Request, bodyToken string) (string, httpapi.TokenSource) {
 
 // principal resolves tok once: httpapi already resolved the header, cookie
 // or query token.
-func (s *service) principal(ctx context.Context, r *httpapi.Request, tok string) (*httpapi.Principal, error) {
+func (s *service) principal(ctx context.Context, r *httpapi.Request, tok string) (*sessions.Principal, error) {
 	if tok == r.Token && r.TokenSource != httpapi.TokenNone {
 		return r.Principal, nil
 	}
@@ -138,7 +92,7 @@ func (s *service) logout(ctx context.Context, r *httpapi.Request, req AuthReques
 	res := &httpapi.Response{Status: http.StatusOK}
 	// Clear the cookie unless it holds another session than the one ended.
 	if c := r.Cookies[httpapi.SessionCookie]; c == "" || c == tok {
-		res.Cookies = []string{ClearCookie()}
+		res.Cookies = []string{httpapi.ClearSessionCookie}
 	}
 	if !ended {
 		res.Body = map[string]any{"success": false, "message": "Session not found", "code": CodeSessionNotFound}
@@ -155,8 +109,7 @@ func resolvedSession(r *httpapi.Request, tok string) *sessions.Session {
 	if r.Principal == nil || tok != r.Token || r.TokenSource == httpapi.TokenNone {
 		return nil
 	}
-	sess, _ := r.Principal.Session.(*sessions.Session)
-	return sess
+	return r.Principal.Session
 }
 
 // validate answers as login plus session.lastActivity. session.id is the
@@ -178,13 +131,10 @@ func (s *service) validate(ctx context.Context, r *httpapi.Request, bodyToken st
 	if p == nil {
 		return nil, httpapi.Unauthorized(CodeInvalidSession, "Invalid or expired session")
 	}
-	sess, _ := p.Session.(*sessions.Session)
-	if sess == nil {
-		return nil, httpapi.Unauthorized(CodeInvalidSession, "Invalid or expired session")
-	}
+	sess := p.Session
 	id := tok
 	if src == httpapi.TokenCookie {
-		id = p.Handle
+		id = sess.Handle
 	}
 	body, err := s.sessionBody(ctx, r.RequestID, id, p.Username, p.Name, p.Role, sess, true)
 	if err != nil {

@@ -8,13 +8,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
-	"github.com/zenithfresh/zenith-serverless/shared/lockout"
-	"github.com/zenithfresh/zenith-serverless/shared/passwords"
+	"github.com/zenithfresh/zenith-serverless/shared/identity"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
+	"github.com/zenithfresh/zenith-serverless/shared/secrets"
 	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
@@ -33,18 +32,13 @@ const (
 	CodeSessionNotFound    = "SESSION_NOT_FOUND"
 )
 
-// EventFailedLogin is the security event counted for the alert rules.
-const EventFailedLogin = "failed_login"
-
 // Path is the function's base path.
 const Path = "/api/auth"
 
 type service struct {
-	d        *platform.Deps
+	identity *identity.Service
 	users    *users.Store
 	sessions *sessions.Manager
-	guard    *lockout.Guard
-	dummy    string // a hash no password matches, for unknown users
 }
 
 // New builds the auth function's app on the shared dependencies. It needs
@@ -52,18 +46,17 @@ type service struct {
 // default roles and creates the master user when absent; any problem fails
 // the start with an error naming the variable.
 func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
-	master, err := users.MasterFromConfig(d.Config)
-	if err != nil {
+	if err := d.Master.Validate(); err != nil {
 		return nil, fmt.Errorf("auth start: %w", err)
 	}
-	s := newService(d)
-	var secrets users.SecretReader
-	if master.Secret != "" {
-		secrets = users.NewAWSSecrets(d.AWS)
+	var reader users.SecretReader
+	if d.Master.Secret != "" {
+		reader = secrets.NewAWS(d.AWS)
 	}
-	if err := s.users.Bootstrap(ctx, master, secrets); err != nil {
+	if err := d.Users.Bootstrap(ctx, d.Master, reader); err != nil {
 		return nil, fmt.Errorf("auth start: %w", err)
 	}
+	s := &service{identity: d.Identity, users: d.Users, sessions: d.Sessions}
 	app := &httpapi.App{
 		Routes: []httpapi.Route{
 			{Method: http.MethodGet, Path: Path, Handler: s.getValidate},
@@ -79,29 +72,4 @@ func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
 		},
 	}
 	return d.Install(app), nil
-}
-
-func newService(d *platform.Deps) *service {
-	mgr, ok := d.Sessions.(*sessions.Manager)
-	if !ok || mgr == nil {
-		mgr = sessions.New(d.DB, d.Config, d.Clock, d.Logger)
-	}
-	us := users.New(d.DB, d.Config.Tables.Users, d.Clock, d.Logger)
-	return &service{
-		d:        d,
-		users:    us,
-		sessions: mgr,
-		guard:    lockout.New(d.DB, d.Config.Tables.LoginAttempts, d.Clock, lockout.DefaultPolicy),
-		dummy:    passwords.Dummy(us.PasswordParams()),
-	}
-}
-
-// SessionCookie renders the login cookie (Max-Age = the absolute lifetime).
-func SessionCookie(token string, maxAgeSeconds int64) string {
-	return httpapi.SessionCookie + "=" + token + "; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=" + strconv.FormatInt(maxAgeSeconds, 10)
-}
-
-// ClearCookie renders the logout cookie.
-func ClearCookie() string {
-	return httpapi.SessionCookie + "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
 }

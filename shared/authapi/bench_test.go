@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
-	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 )
 
 // quietMetrics turns the metrics recorder's DynamoDB writes off in the
@@ -27,7 +26,7 @@ func (e *testEnv) reportCalls(b *testing.B) {
 func BenchmarkValidate(b *testing.B) {
 	e := newEnv(b, nil)
 	tok := e.login(b, masterName, e.masterPassword)
-	mgr := e.deps.Sessions.(*sessions.Manager)
+	mgr := e.deps.Sessions
 	ctx := context.Background()
 	if p, err := mgr.Resolve(ctx, tok); err != nil || p == nil {
 		b.Fatal("setup: invalid session")
@@ -49,7 +48,7 @@ func BenchmarkValidate(b *testing.B) {
 func BenchmarkValidateTouch(b *testing.B) {
 	e := newEnv(b, map[string]string{"SESSION_TOUCH_INTERVAL": "0"})
 	tok := e.login(b, masterName, e.masterPassword)
-	mgr := e.deps.Sessions.(*sessions.Manager)
+	mgr := e.deps.Sessions
 	ctx := context.Background()
 	e.calls.Reset()
 	b.ReportAllocs()
@@ -122,7 +121,7 @@ func BenchmarkLoginFailure(b *testing.B) {
 // conditional DeleteItem (sessions are created outside the timer).
 func BenchmarkLogout(b *testing.B) {
 	e := newEnv(b, quietMetrics)
-	mgr := e.deps.Sessions.(*sessions.Manager)
+	mgr := e.deps.Sessions
 	ctx := context.Background()
 	u, err := userOf(e, masterName)
 	if err != nil {

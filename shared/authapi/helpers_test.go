@@ -91,11 +91,11 @@ func (e *testEnv) start(t testing.TB, dbOpts ...func(*dynamodb.Options)) (*platf
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	deps, err := platform.New(ctx, e.env.Config, platform.WithClock(e.clock), platform.WithLogger(logger), platform.WithDynamoDBOptions(dbOpts...), platform.WithMetricsOutput(io.Discard))
+	deps, err := platform.New(ctx, e.env.Config, platform.WithClock(e.clock), platform.WithLogger(logger), platform.WithDynamoDBOptions(dbOpts...),
+		platform.WithMetricsOutput(io.Discard), platform.WithEvents(e.events))
 	if err != nil {
 		t.Fatalf("platform: %v", err)
 	}
-	deps.Events = e.events
 	app, err := authapi.New(ctx, deps)
 	if err != nil {
 		t.Fatalf("authapi.New: %v", err)

@@ -470,7 +470,7 @@ func TestDynamoDBCalls(t *testing.T) {
 		}
 		return m
 	}
-	mgr := e.deps.Sessions.(*sessions.Manager)
+	mgr := e.deps.Sessions
 	ctx := context.Background()
 	e.calls.Reset()
 	if s, _, err := mgr.Validate(ctx, tok); err != nil || s == nil {

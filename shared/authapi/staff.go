@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
@@ -96,7 +97,7 @@ func (s *service) listUsers(ctx context.Context, r *httpapi.Request) (*httpapi.R
 		return nil, herr
 	}
 	list, next, err := s.users.List(ctx, limit, r.Query["cursor"])
-	if errors.Is(err, users.ErrBadCursor) {
+	if errors.Is(err, store.ErrBadCursor) {
 		return nil, httpapi.Validation("cursor is invalid")
 	}
 	if err != nil {
@@ -119,7 +120,7 @@ func (s *service) createUser(ctx context.Context, r *httpapi.Request) (*httpapi.
 	if herr != nil {
 		return nil, herr
 	}
-	u, err := s.users.Create(ctx, actor(r), in)
+	u, err := s.identity.CreateUser(ctx, actor(r), in)
 	if err != nil {
 		return nil, userError(err)
 	}
@@ -137,12 +138,9 @@ func (s *service) updateUser(ctx context.Context, r *httpapi.Request) (*httpapi.
 	if herr != nil {
 		return nil, herr
 	}
-	u, ended, err := s.users.Update(ctx, actor(r), name, ch)
+	u, ended, err := s.identity.UpdateUser(ctx, actor(r), name, ch)
 	if err != nil {
 		return nil, userError(err)
-	}
-	if ended {
-		s.cleanSessions(ctx, r, u.ID)
 	}
 	return httpapi.JSON(http.StatusOK, map[string]any{"success": true, "message": "User updated", "user": u.View(), "sessionsEnded": ended}), nil
 }
@@ -155,20 +153,11 @@ func (s *service) deleteUser(ctx context.Context, r *httpapi.Request) (*httpapi.
 	if users.ValidateUsername(name) != nil {
 		return nil, userNotFound()
 	}
-	u, err := s.users.Deactivate(ctx, actor(r), name)
+	u, err := s.identity.DeactivateUser(ctx, actor(r), name)
 	if err != nil {
 		return nil, userError(err)
 	}
-	s.cleanSessions(ctx, r, u.ID)
 	return httpapi.JSON(http.StatusOK, map[string]any{"success": true, "message": "User deactivated", "user": u.View()}), nil
-}
-
-// cleanSessions deletes the items of sessions already ended by the session
-// version; a failure only leaves dead items for TTL to remove.
-func (s *service) cleanSessions(ctx context.Context, r *httpapi.Request, userID string) {
-	if _, err := s.sessions.DeleteAll(ctx, userID); err != nil {
-		r.Logger.WarnContext(ctx, "deleting ended sessions failed", "user", userID, "err", err)
-	}
 }
 
 func userError(err error) error {

@@ -88,7 +88,7 @@ func New(t testing.TB, function string, overrides map[string]string, opts ...fun
 		t.Fatalf("test config: %v", err)
 	}
 	ctx := context.Background()
-	ac, err := store.LoadAWS(ctx, cfg)
+	ac, err := store.LoadAWS(ctx, cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatalf("aws config: %v", err)
 	}
@@ -101,7 +101,7 @@ func New(t testing.TB, function string, overrides map[string]string, opts ...fun
 	if _, err := tables.Bootstrap(ctx, store.NewAdminDynamoDB(ac, cfg.DynamoDBEndpoint), ts, names); err != nil {
 		t.Fatalf("create test tables: %v", err)
 	}
-	client := store.NewDynamoDB(ac, cfg, opts...)
+	client := store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout, opts...)
 	return &Env{Config: cfg, Client: client, Tables: names}
 }
 
@@ -109,18 +109,18 @@ func New(t testing.TB, function string, overrides map[string]string, opts ...fun
 // or as a second "instance".
 func (e *Env) NewClient(t testing.TB, opts ...func(*dynamodb.Options)) *dynamodb.Client {
 	t.Helper()
-	ac, err := store.LoadAWS(context.Background(), e.Config)
+	ac, err := store.LoadAWS(context.Background(), e.Config.Region, e.Config.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatalf("aws config: %v", err)
 	}
-	return store.NewDynamoDB(ac, e.Config, opts...)
+	return store.NewDynamoDB(ac, e.Config.DynamoDBEndpoint, e.Config.DBTimeout, opts...)
 }
 
 // NewAdminClient returns an administrative client (store.NewAdminDynamoDB)
 // on the same endpoint, for creating or describing tables.
 func (e *Env) NewAdminClient(t testing.TB, opts ...func(*dynamodb.Options)) *dynamodb.Client {
 	t.Helper()
-	ac, err := store.LoadAWS(context.Background(), e.Config)
+	ac, err := store.LoadAWS(context.Background(), e.Config.Region, e.Config.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatalf("aws config: %v", err)
 	}

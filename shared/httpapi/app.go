@@ -15,15 +15,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/ctxlog"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
@@ -44,13 +49,6 @@ const (
 const (
 	Public        = ""         // anyone, session optional
 	Authenticated = "*session" // any valid session
-)
-
-// Policies of the rate limiter.
-const (
-	PolicyAPI       = "api"
-	PolicyFrontdoor = "frontdoor"
-	PolicyNone      = "" // spends nothing
 )
 
 // HandlerFunc handles one routed request. It returns a *Error for every
@@ -84,7 +82,7 @@ type App struct {
 
 	// EnvelopeFor picks the error envelope by method; nil means EnvelopeStandard.
 	EnvelopeFor func(method string) Envelope
-	// PolicyFor picks the limiter policy; nil means PolicyAPI for every request.
+	// PolicyFor picks the limiter policy; nil means ratelimit.PolicyAPI for every request.
 	PolicyFor func(r *Request) string
 	// QueryToken allows ?sessionId= as the last token source (GET /api/auth only).
 	QueryToken func(r *Request) bool
@@ -94,7 +92,14 @@ type App struct {
 	Recorder       Recorder        // nil: nothing recorded
 	Clock          clock.Clock     // nil: system clock
 	AllowedOrigins []string
-	Logger         *slog.Logger // nil: lambdacontext.NewLogger()
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (TRUSTED_PROXY_CIDRS).
+	TrustedProxies []netip.Prefix
+	// RateLimitStatus is the status of a rate-limit deny: 429, or 503 (RATE_LIMIT_STATUS).
+	RateLimitStatus int
+	Logger          *slog.Logger // nil: lambdacontext.NewLogger()
+
+	logOnce sync.Once
+	log     *slog.Logger
 }
 
 func (a *App) now() time.Time {
@@ -105,15 +110,22 @@ func (a *App) now() time.Time {
 }
 
 func (a *App) logger() *slog.Logger {
-	if a.Logger == nil {
-		a.Logger = lambdacontext.NewLogger().With("function", a.Function)
-	}
-	return a.Logger
+	a.logOnce.Do(func() {
+		l := a.Logger
+		if l == nil {
+			l = lambdacontext.NewLogger().With("function", a.Function)
+		}
+		// The request ids travel in the context (ctxlog), so every
+		// package's logger carries them, not only this one.
+		a.log = ctxlog.New(l)
+	})
+	return a.log
 }
 
 // Handle is the Lambda handler. It returns a nil error for every HTTP outcome.
 func (a *App) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
 	r := a.parse(ctx, ev)
+	ctx = ctxlog.With(ctx, "apiRequestId", r.RequestID, "lambdaRequestId", r.LambdaRequestID)
 	var st state
 	env := a.envelope(r.Method)
 	defer func() {
@@ -121,12 +133,12 @@ func (a *App) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (re
 			// A panic is a bug; the client still gets the contract's 500.
 			r.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			st.code = CodeInternal
-			resp = a.render(r, env, nil, NewError(http.StatusInternalServerError, CodeInternal, "Internal server error"), &st)
+			resp = a.render(ctx, r, env, nil, NewError(http.StatusInternalServerError, CodeInternal, "Internal server error"), &st)
 		}
 		a.record(ctx, r, &st, resp.StatusCode)
 	}()
 	res, herr := a.serve(ctx, r, &st)
-	return a.render(r, env, res, herr, &st), nil
+	return a.render(ctx, r, env, res, herr, &st), nil
 }
 
 // state is what the pipeline learned about a request, for its answer and its record.
@@ -151,18 +163,23 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 	route, allowed := a.match(r)
 	st.route = route
 
-	policy := PolicyAPI
+	policy := ratelimit.PolicyAPI
 	if a.PolicyFor != nil {
 		policy = a.PolicyFor(r)
 	}
 	if a.Limiter != nil && policy != PolicyNone {
-		lr, err := a.Limiter.Limit(ctx, policy, r)
+		var userID string
+		if r.Principal != nil {
+			userID = r.Principal.UserID
+		}
+		d, err := a.Limiter.Limit(ctx, policy, ratelimit.ClientKey(userID, r.ClientIP))
 		if err != nil {
 			return nil, err
 		}
-		st.limitHeaders = lr.Headers
-		if lr.Denied {
-			return nil, lr.Deny
+		headers, deny := LimitAnswer(d, a.RateLimitStatus)
+		st.limitHeaders = headers
+		if deny != nil {
+			return nil, deny
 		}
 		st.admitted = true
 	}
@@ -276,6 +293,7 @@ func (a *App) parse(ctx context.Context, ev events.APIGatewayV2HTTPRequest) *Req
 		RequestID: ev.RequestContext.RequestID,
 		SourceIP:  ev.RequestContext.HTTP.SourceIP,
 		Started:   a.now(),
+		Logger:    a.logger(),
 	}
 	if r.Path == "" {
 		r.Path = ev.RequestContext.HTTP.Path
@@ -292,6 +310,7 @@ func (a *App) parse(ctx context.Context, ev events.APIGatewayV2HTTPRequest) *Req
 	for k, v := range ev.Headers {
 		r.Headers[strings.ToLower(k)] = v
 	}
+	r.ClientIP = ratelimit.ClientIP(r.SourceIP, r.Headers["x-forwarded-for"], a.TrustedProxies)
 	// HTTP API moves cookies out of the headers into ev.Cookies.
 	cookies := ev.Cookies
 	if c := r.Headers["cookie"]; c != "" {
@@ -305,7 +324,6 @@ func (a *App) parse(ctx context.Context, ev events.APIGatewayV2HTTPRequest) *Req
 			}
 		}
 	}
-	r.Logger = a.logger().With("apiRequestId", r.RequestID, "lambdaRequestId", r.LambdaRequestID)
 
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
@@ -340,7 +358,7 @@ func (a *App) parse(ctx context.Context, ev events.APIGatewayV2HTTPRequest) *Req
 }
 
 // render turns a handler outcome into the API Gateway response.
-func (a *App) render(r *Request, env Envelope, res *Response, herr error, st *state) events.APIGatewayV2HTTPResponse {
+func (a *App) render(ctx context.Context, r *Request, env Envelope, res *Response, herr error, st *state) events.APIGatewayV2HTTPResponse {
 	out := events.APIGatewayV2HTTPResponse{Headers: map[string]string{}}
 	for k, v := range st.limitHeaders {
 		out.Headers[k] = v
@@ -350,7 +368,7 @@ func (a *App) render(r *Request, env Envelope, res *Response, herr error, st *st
 	}
 	var body any
 	if herr != nil {
-		e := a.classify(r, herr)
+		e := a.classify(ctx, r, herr)
 		st.code = e.Code
 		out.StatusCode = e.Status
 		for k, v := range e.Headers {
@@ -370,7 +388,7 @@ func (a *App) render(r *Request, env Envelope, res *Response, herr error, st *st
 	}
 	b, err := marshalWithRequestID(body, r.RequestID)
 	if err != nil {
-		r.Logger.Error("marshal response", "err", err)
+		r.Logger.ErrorContext(ctx, "marshal response", "err", err)
 		out.StatusCode = http.StatusInternalServerError
 		b, _ = marshalWithRequestID(errorBody(env, NewError(http.StatusInternalServerError, CodeInternal, "Internal server error"), r.RequestID, a.now()), r.RequestID)
 	}
@@ -382,16 +400,16 @@ func (a *App) render(r *Request, env Envelope, res *Response, herr error, st *st
 }
 
 // classify maps any handler error to a contract error; internal text never leaves.
-func (a *App) classify(r *Request, err error) *Error {
+func (a *App) classify(ctx context.Context, r *Request, err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
 	if store.IsUnavailable(err) {
-		r.Logger.Warn("store unavailable", "err", err)
+		r.Logger.WarnContext(ctx, "store unavailable", "err", err)
 		return ServiceUnavailable(time.Second)
 	}
-	r.Logger.Error("internal error", "err", err)
+	r.Logger.ErrorContext(ctx, "internal error", "err", err)
 	return NewError(http.StatusInternalServerError, CodeInternal, "Internal server error")
 }
 
@@ -447,9 +465,11 @@ func (a *App) record(ctx context.Context, r *Request, st *state, status int) {
 		name = st.route.Path
 	}
 	now := a.now()
-	a.Recorder.Record(ctx, Observation{
+	a.Recorder.Record(ctx, metrics.Observation{
 		Function: a.Function, Route: name, Method: r.Method, Status: status, Code: st.code,
-		Admitted: st.admitted, Duration: now.Sub(r.Started), At: now,
+		// A limiter deny is throttled whatever its status (RATE_LIMIT_STATUS=503).
+		Throttled: status == http.StatusTooManyRequests || st.code == CodeRateLimit,
+		Admitted:  st.admitted, Duration: now.Sub(r.Started), At: now,
 	})
 }
 

@@ -19,6 +19,9 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
+	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
@@ -29,27 +32,28 @@ type echoBody struct {
 }
 
 // tokens maps test tokens to principals; the layer only sees the interface.
-type tokens map[string]*httpapi.Principal
+type tokens map[string]*sessions.Principal
 
-func (t tokens) Resolve(_ context.Context, token string) (*httpapi.Principal, error) {
+func (t tokens) Resolve(_ context.Context, token string) (*sessions.Principal, error) {
 	if token == "down" {
 		return nil, fmt.Errorf("resolve: %w", store.ErrUnavailable)
 	}
 	return t[token], nil
 }
 
-type recorder struct{ obs []httpapi.Observation }
+type recorder struct{ obs []metrics.Observation }
 
-func (r *recorder) Record(_ context.Context, o httpapi.Observation) { r.obs = append(r.obs, o) }
+func (r *recorder) Record(_ context.Context, o metrics.Observation) { r.obs = append(r.obs, o) }
 
+// denyAll refuses every request: one allowed per window, next in 1.5 s.
 type denyAll struct{ calls int }
 
-func (d *denyAll) Limit(context.Context, string, *httpapi.Request) (httpapi.LimitResult, error) {
+func (d *denyAll) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
 	d.calls++
-	return httpapi.LimitResult{
-		Headers: map[string]string{"X-RateLimit-Limit": "1"},
-		Denied:  true,
-		Deny:    httpapi.TooManyRequests(httpapi.CodeRateLimit, "Too many requests", 1500*time.Millisecond).WithExtra("severity", "low"),
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	return ratelimit.Decision{
+		Policy: policy, Limit: 1, Window: time.Minute, Reset: now.Add(1500 * time.Millisecond),
+		RetryAfter: 1500 * time.Millisecond, At: now,
 	}, nil
 }
 
@@ -83,7 +87,8 @@ func newApp(env httpapi.Envelope, rec *recorder) *httpapi.App {
 			}},
 			{Method: http.MethodGet, Path: "/api/test/panic", Handler: func(context.Context, *httpapi.Request) (*httpapi.Response, error) {
 				var m map[string]int
-				m["x"] = 1 // a deliberate bug
+				//lint:ignore SA5000 a deliberate bug: the layer must turn the panic into a 500
+				m["x"] = 1
 				return nil, nil
 			}},
 			{Method: http.MethodGet, Path: "/api/test/down", Handler: func(context.Context, *httpapi.Request) (*httpapi.Response, error) {
@@ -318,8 +323,9 @@ func TestLimiterRunsBeforeRoutingAndHeadersStay(t *testing.T) {
 
 type allowAll struct{}
 
-func (allowAll) Limit(context.Context, string, *httpapi.Request) (httpapi.LimitResult, error) {
-	return httpapi.LimitResult{Headers: map[string]string{"X-RateLimit-Limit": "9"}}, nil
+func (allowAll) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	return ratelimit.Decision{Policy: policy, Allowed: true, Limit: 9, Window: time.Minute, Remaining: 8, Reset: now.Add(time.Second), At: now}, nil
 }
 
 // The recorder learns the route even of a denied request, the answer's code
@@ -336,12 +342,12 @@ func TestObservationsCarryRouteCodeAndAdmission(t *testing.T) {
 		code     string
 		admitted bool
 	}{
-		{"denied on a known route", &denyAll{}, httpapi.PolicyAPI, "/api/test/items/7", 429, "/api/test/items/{id}", "RATE_LIMIT", false},
-		{"denied on an unknown path", &denyAll{}, httpapi.PolicyAPI, "/api/test/none", 429, "unmatched", "RATE_LIMIT", false},
-		{"admitted", allowAll{}, httpapi.PolicyAPI, "/api/test/items/7", 200, "/api/test/items/{id}", "", true},
-		{"admitted then 404", allowAll{}, httpapi.PolicyAPI, "/api/test/none", 404, "unmatched", "NOT_FOUND", true},
+		{"denied on a known route", &denyAll{}, ratelimit.PolicyAPI, "/api/test/items/7", 429, "/api/test/items/{id}", "RATE_LIMIT", false},
+		{"denied on an unknown path", &denyAll{}, ratelimit.PolicyAPI, "/api/test/none", 429, "unmatched", "RATE_LIMIT", false},
+		{"admitted", allowAll{}, ratelimit.PolicyAPI, "/api/test/items/7", 200, "/api/test/items/{id}", "", true},
+		{"admitted then 404", allowAll{}, ratelimit.PolicyAPI, "/api/test/none", 404, "unmatched", "NOT_FOUND", true},
 		{"free probe", allowAll{}, httpapi.PolicyNone, "/api/test/items/7", 200, "/api/test/items/{id}", "", false},
-		{"handler error", allowAll{}, httpapi.PolicyAPI, "/api/test/boom", 500, "/api/test/boom", "INTERNAL_ERROR", true},
+		{"handler error", allowAll{}, ratelimit.PolicyAPI, "/api/test/boom", 500, "/api/test/boom", "INTERNAL_ERROR", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

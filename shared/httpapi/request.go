@@ -8,8 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
+	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 )
 
 // MaxBodyBytes is the limit on a decoded request body.
@@ -30,6 +35,15 @@ const (
 // SessionCookie is the cookie that carries the session token.
 const SessionCookie = "zenith_session"
 
+// ClearSessionCookie is the Set-Cookie that ends the session cookie (logout).
+const ClearSessionCookie = SessionCookie + "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
+
+// SessionCookieFor is the Set-Cookie of a login: the token, HttpOnly, Secure,
+// SameSite=Strict, living as long as the session's absolute lifetime.
+func SessionCookieFor(token string, maxAge time.Duration) string {
+	return SessionCookie + "=" + token + "; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+}
+
 // Request is a parsed API Gateway HTTP API (payload 2.0) request.
 type Request struct {
 	Method   string
@@ -44,13 +58,17 @@ type Request struct {
 	RequestID       string // API Gateway request id (locally a random id)
 	LambdaRequestID string
 	SourceIP        string
-	Started         time.Time
+	// ClientIP is the client's address as the limiter and the lockout count
+	// it: X-Forwarded-For only from trusted proxies, IPv6 reduced to its /64.
+	ClientIP string
+	Started  time.Time
 
 	Token       string
 	TokenSource TokenSource
 	// Principal is the caller's resolved session, nil when anonymous or invalid.
-	Principal *Principal
+	Principal *sessions.Principal
 
+	// Logger logs with the request's ids when given the handler's context.
 	Logger *slog.Logger
 
 	bodyErr *Error
@@ -130,63 +148,18 @@ func jsonType(kind string) string {
 	return "object"
 }
 
-// Principal is the caller behind a valid session, resolved once per request.
-type Principal struct {
-	UserID      string
-	Username    string
-	Name        string
-	Role        string
-	SessionHash string // hex SHA-256 of the token; the token itself is never kept
-	Handle      string // public session handle
-	// Permissions holds the role's boolean permissions by API.md name
-	// (systemMonitoring, userManagement, trafficControl, ...).
-	Permissions map[string]bool
-	// Session is the domain's own session record, for handlers that need more.
-	Session any
-}
-
-// Can reports whether the principal's role grants permission.
-func (p *Principal) Can(permission string) bool {
-	return p != nil && p.Permissions[permission]
-}
-
-// SessionResolver turns a token into a principal; (nil, nil) when the token is
-// unknown, expired or revoked.
+// SessionResolver turns a token into the caller's principal; (nil, nil) when
+// the token is unknown, expired or revoked.
 type SessionResolver interface {
-	Resolve(ctx context.Context, token string) (*Principal, error)
+	Resolve(ctx context.Context, token string) (*sessions.Principal, error)
 }
 
-// LimitResult is a limiter's decision on one request.
-type LimitResult struct {
-	Headers map[string]string // rate-limit headers for the answer, allow or deny
-	Denied  bool
-	// Deny is the answer to a denied request (429 RATE_LIMIT, or 503); nil when allowed.
-	Deny *Error
-}
-
-// Limiter decides whether a request may proceed under policy.
+// Limiter decides whether a client's request may proceed under a policy.
 type Limiter interface {
-	Limit(ctx context.Context, policy string, r *Request) (LimitResult, error)
+	Limit(ctx context.Context, policy, clientKey string) (ratelimit.Decision, error)
 }
 
-// Observation is one finished request, for the metrics recorder.
-type Observation struct {
-	Function string
-	Route    string // route pattern, "unmatched" for 404s
-	Method   string
-	Status   int
-	// Code is the answer's error code ("" on success); RATE_LIMIT marks a
-	// throttled request whatever its status (RATE_LIMIT_STATUS=503).
-	Code string
-	// Admitted is true when the request spent quota under a limiter policy and
-	// was let through: the traffic a client's quota bounds, which the load
-	// signal counts. Free probes (status=true) and denials are not admitted.
-	Admitted bool
-	Duration time.Duration
-	At       time.Time
-}
-
-// Recorder records observations; it must never fail or block a request for long.
+// Recorder records finished requests; it must never fail or block a request for long.
 type Recorder interface {
-	Record(ctx context.Context, o Observation)
+	Record(ctx context.Context, o metrics.Observation)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -30,9 +31,8 @@ import (
 
 // API is the part of the DynamoDB client this package uses.
 type API interface {
-	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	store.BatchGetAPI
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
-	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 // Policy holds the lockout figures.
@@ -110,13 +110,6 @@ func ClientPrefix(ip string) string {
 	return ip
 }
 
-// Extra asks Check to read one more item in the same BatchGetItem (the
-// login reads the user this way, so a login costs one read).
-type Extra struct {
-	Table string
-	Key   map[string]types.AttributeValue // a single string attribute "pk"
-}
-
 // State is what Check found.
 type State struct {
 	Locked     bool
@@ -162,45 +155,40 @@ func New(db API, table string, clk clock.Clock, policy Policy) *Guard {
 	return &Guard{db: db, table: table, clock: clk, policy: policy}
 }
 
-// Check reads the counters of key (and any extra items, returned in order,
-// nil when absent) in one strongly consistent BatchGetItem and says whether
-// the attempt must be refused. A refused attempt is not counted.
-func (g *Guard) Check(ctx context.Context, key Key, extras ...Extra) (State, []map[string]types.AttributeValue, error) {
-	keys := map[string][]map[string]types.AttributeValue{g.table: {pk(key.Pair), pk(key.User)}}
-	for _, e := range extras {
-		keys[e.Table] = append(keys[e.Table], e.Key)
-	}
-	items, err := store.BatchGet(ctx, g.db, keys)
+// Keys are the counter items of key, for a caller that reads them in one
+// BatchGetItem together with its own items (a login reads the user too).
+func (g *Guard) Keys(key Key) store.Keys {
+	return store.Keys{g.table: {pk(key.Pair), pk(key.User)}}
+}
+
+// Check reads the counters of key in one strongly consistent BatchGetItem
+// and says whether the attempt must be refused. A refused attempt is not counted.
+func (g *Guard) Check(ctx context.Context, key Key) (State, error) {
+	items, err := store.BatchGet(ctx, g.db, g.Keys(key))
 	if err != nil {
-		return State{}, nil, fmt.Errorf("login attempts read: %w", err)
+		return State{}, fmt.Errorf("login attempts read: %w", err)
 	}
-	found := map[string]map[string]types.AttributeValue{} // table + "\x00" + pk
-	for table, its := range items {
-		for _, it := range its {
-			found[table+"\x00"+store.String(it["pk"])] = it
-		}
-	}
+	return g.Evaluate(key, items)
+}
+
+// Evaluate decides from the counter items of key among items (as Check read
+// them, or a caller's batch that included Keys(key)).
+func (g *Guard) Evaluate(key Key, items store.Items) (State, error) {
 	var st State
-	if it := found[g.table+"\x00"+key.Pair]; it != nil {
+	if it := items.Find(g.table, pk(key.Pair)); it != nil {
 		if err := attributevalue.UnmarshalMap(it, &st.pair); err != nil {
-			return State{}, nil, fmt.Errorf("decode login counter: %w", err)
+			return State{}, fmt.Errorf("decode login counter: %w", err)
 		}
 		st.pair.exists = true
 	}
-	if it := found[g.table+"\x00"+key.User]; it != nil {
+	if it := items.Find(g.table, pk(key.User)); it != nil {
 		if err := attributevalue.UnmarshalMap(it, &st.user); err != nil {
-			return State{}, nil, fmt.Errorf("decode login counter: %w", err)
+			return State{}, fmt.Errorf("decode login counter: %w", err)
 		}
 		st.user.exists = true
 	}
 	g.evaluate(&st)
-	extraItems := make([]map[string]types.AttributeValue, len(extras))
-	for i, e := range extras {
-		if s, ok := e.Key["pk"].(*types.AttributeValueMemberS); ok {
-			extraItems[i] = found[e.Table+"\x00"+s.Value]
-		}
-	}
-	return st, extraItems, nil
+	return st, nil
 }
 
 // evaluate decides from the items alone, with read-time expiry: the TTL
@@ -242,36 +230,21 @@ func (g *Guard) RecordFailure(ctx context.Context, key Key, st State) error {
 func (g *Guard) failPair(ctx context.Context, key Key, p pairItem) error {
 	window := g.policy.Window.Milliseconds()
 	live := p.exists && p.LastFailure+window > g.clock.Now().UnixMilli()
+	failures, lastFailure := expression.Name("failures"), expression.Name("lastFailure")
 	for attempt := 0; attempt < 4; attempt++ {
 		now := g.clock.Now().UnixMilli()
-		ttl := store.Num(ceilSeconds(max(now+window, p.TrustedUntil)))
-		var in *dynamodb.UpdateItemInput
+		cutoff := expression.Value(now - window)
+		upd := expression.Set(lastFailure, expression.Value(now)).
+			Set(expression.Name("ttl"), expression.Value(ceilSeconds(max(now+window, p.TrustedUntil))))
+		var cond expression.ConditionBuilder
 		if live {
-			in = &dynamodb.UpdateItemInput{
-				TableName:                aws.String(g.table),
-				Key:                      pk(key.Pair),
-				UpdateExpression:         aws.String("ADD failures :one SET lastFailure = :now, #ttl = :ttl"),
-				ConditionExpression:      aws.String("lastFailure > :cutoff"),
-				ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
-				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":one": store.Num(1), ":now": store.Num(now), ":ttl": ttl, ":cutoff": store.Num(now - window),
-				},
-				ReturnValues: types.ReturnValueUpdatedNew,
-			}
+			upd = upd.Add(failures, expression.Value(1))
+			cond = lastFailure.GreaterThan(cutoff)
 		} else {
-			in = &dynamodb.UpdateItemInput{
-				TableName:                aws.String(g.table),
-				Key:                      pk(key.Pair),
-				UpdateExpression:         aws.String("SET failures = :one, lastFailure = :now, lockedUntil = :zero, #ttl = :ttl"),
-				ConditionExpression:      aws.String("attribute_not_exists(lastFailure) OR lastFailure <= :cutoff"),
-				ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
-				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":one": store.Num(1), ":zero": store.Num(0), ":now": store.Num(now), ":ttl": ttl, ":cutoff": store.Num(now - window),
-				},
-				ReturnValues: types.ReturnValueUpdatedNew,
-			}
+			upd = upd.Set(failures, expression.Value(1)).Set(expression.Name("lockedUntil"), expression.Value(0))
+			cond = expression.AttributeNotExists(lastFailure).Or(lastFailure.LessThanEqual(cutoff))
 		}
-		out, err := g.db.UpdateItem(ctx, in)
+		out, err := g.update(ctx, key.Pair, upd, cond, types.ReturnValueUpdatedNew)
 		if store.IsConditionFailed(err) {
 			live = !live // another failure restarted the counter, or it expired meanwhile
 			continue
@@ -290,6 +263,27 @@ func (g *Guard) failPair(ctx context.Context, key Key, p pairItem) error {
 	return errors.New("count login failure: too many concurrent updates")
 }
 
+// update runs one conditional UpdateItem on the counter item with key pk.
+func (g *Guard) update(ctx context.Context, key string, upd expression.UpdateBuilder, cond expression.ConditionBuilder, rv types.ReturnValue) (*dynamodb.UpdateItemOutput, error) {
+	b := expression.NewBuilder().WithUpdate(upd)
+	if cond.IsSet() {
+		b = b.WithCondition(cond)
+	}
+	expr, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("build login counter update: %w", err)
+	}
+	return g.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(g.table),
+		Key:                       pk(key),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              rv,
+	})
+}
+
 // lockPair sets the lock earned by the n-th failure, unless a later failure
 // has already moved the count on (and set its own, longer lock).
 func (g *Guard) lockPair(ctx context.Context, key Key, n int, now, trustedUntil int64) error {
@@ -298,17 +292,9 @@ func (g *Guard) lockPair(ctx context.Context, key Key, n int, now, trustedUntil 
 		return nil
 	}
 	until := now + d.Milliseconds()
-	_, err := g.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(g.table),
-		Key:                      pk(key.Pair),
-		UpdateExpression:         aws.String("SET lockedUntil = :until, #ttl = :ttl"),
-		ConditionExpression:      aws.String("failures = :n"),
-		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":until": store.Num(until), ":n": store.Num(int64(n)),
-			":ttl": store.Num(ceilSeconds(max(now+g.policy.Window.Milliseconds(), trustedUntil, until))),
-		},
-	})
+	upd := expression.Set(expression.Name("lockedUntil"), expression.Value(until)).
+		Set(expression.Name("ttl"), expression.Value(ceilSeconds(max(now+g.policy.Window.Milliseconds(), trustedUntil, until))))
+	_, err := g.update(ctx, key.Pair, upd, expression.Name("failures").Equal(expression.Value(n)), types.ReturnValueNone)
 	if err != nil && !store.IsConditionFailed(err) {
 		return fmt.Errorf("lock login pair: %w", err)
 	}
@@ -320,33 +306,21 @@ func (g *Guard) lockPair(ctx context.Context, key Key, n int, now, trustedUntil 
 // failures neither lose counts nor resurrect an expired window.
 func (g *Guard) failUser(ctx context.Context, key Key, u userItem) error {
 	live := u.exists && u.WindowStart+g.policy.UserWindow.Milliseconds() > g.clock.Now().UnixMilli()
+	count, windowStart := expression.Name("count"), expression.Name("windowStart")
 	for attempt := 0; attempt < 4; attempt++ {
 		now := g.clock.Now().UnixMilli()
-		cutoff := now - g.policy.UserWindow.Milliseconds()
-		var in *dynamodb.UpdateItemInput
+		cutoff := expression.Value(now - g.policy.UserWindow.Milliseconds())
+		var upd expression.UpdateBuilder
+		var cond expression.ConditionBuilder
 		if live {
-			in = &dynamodb.UpdateItemInput{
-				TableName:                 aws.String(g.table),
-				Key:                       pk(key.User),
-				UpdateExpression:          aws.String("ADD #c :one"),
-				ConditionExpression:       aws.String("windowStart > :cutoff"),
-				ExpressionAttributeNames:  map[string]string{"#c": "count"},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": store.Num(1), ":cutoff": store.Num(cutoff)},
-			}
+			upd = expression.Add(count, expression.Value(1))
+			cond = windowStart.GreaterThan(cutoff)
 		} else {
-			in = &dynamodb.UpdateItemInput{
-				TableName:                aws.String(g.table),
-				Key:                      pk(key.User),
-				UpdateExpression:         aws.String("SET #c = :one, windowStart = :now, #ttl = :ttl"),
-				ConditionExpression:      aws.String("attribute_not_exists(pk) OR windowStart <= :cutoff"),
-				ExpressionAttributeNames: map[string]string{"#c": "count", "#ttl": "ttl"},
-				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":one": store.Num(1), ":now": store.Num(now), ":cutoff": store.Num(cutoff),
-					":ttl": store.Num(ceilSeconds(now + g.policy.UserWindow.Milliseconds())),
-				},
-			}
+			upd = expression.Set(count, expression.Value(1)).Set(windowStart, expression.Value(now)).
+				Set(expression.Name("ttl"), expression.Value(ceilSeconds(now+g.policy.UserWindow.Milliseconds())))
+			cond = expression.AttributeNotExists(expression.Name("pk")).Or(windowStart.LessThanEqual(cutoff))
 		}
-		_, err := g.db.UpdateItem(ctx, in)
+		_, err := g.update(ctx, key.User, upd, cond, types.ReturnValueNone)
 		if err == nil {
 			return nil
 		}
@@ -370,16 +344,11 @@ func (g *Guard) RecordSuccess(ctx context.Context, key Key, st State) error {
 		return nil
 	}
 	until := now.Add(g.policy.TrustTTL).UnixMilli()
-	_, err := g.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(g.table),
-		Key:                      pk(key.Pair),
-		UpdateExpression:         aws.String("SET failures = :zero, lockedUntil = :zero, trustedUntil = :until, #ttl = :ttl"),
-		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":zero": store.Num(0), ":until": store.Num(until), ":ttl": store.Num(ceilSeconds(until)),
-		},
-	})
-	if err != nil {
+	upd := expression.Set(expression.Name("failures"), expression.Value(0)).
+		Set(expression.Name("lockedUntil"), expression.Value(0)).
+		Set(expression.Name("trustedUntil"), expression.Value(until)).
+		Set(expression.Name("ttl"), expression.Value(ceilSeconds(until)))
+	if _, err := g.update(ctx, key.Pair, upd, expression.ConditionBuilder{}, types.ReturnValueNone); err != nil {
 		return fmt.Errorf("clear login failures: %w", err)
 	}
 	return nil

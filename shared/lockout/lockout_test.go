@@ -59,7 +59,7 @@ func TestPairLock(t *testing.T) {
 	ctx := context.Background()
 	key := lockout.NewKey("bob", "198.51.100.1")
 	for i := 1; i <= 5; i++ {
-		st, _, err := g.Check(ctx, key)
+		st, err := g.Check(ctx, key)
 		if err != nil || st.Locked {
 			t.Fatalf("attempt %d: locked=%v err=%v", i, st.Locked, err)
 		}
@@ -67,19 +67,19 @@ func TestPairLock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, _, _ := g.Check(ctx, key)
+	st, _ := g.Check(ctx, key)
 	if !st.Locked || st.Reason != "pair" || st.RetryAfter != time.Second {
 		t.Fatalf("after 5 failures: %+v", st)
 	}
 	fake.Advance(time.Second)
-	st, _, _ = g.Check(ctx, key)
+	st, _ = g.Check(ctx, key)
 	if st.Locked || st.Failures() != 5 {
 		t.Fatalf("after the lock: %+v", st)
 	}
 	if err := g.RecordSuccess(ctx, key, st); err != nil {
 		t.Fatal(err)
 	}
-	st, _, _ = g.Check(ctx, key)
+	st, _ = g.Check(ctx, key)
 	if st.Locked || st.Failures() != 0 {
 		t.Fatalf("after a success: %+v", st)
 	}
@@ -90,7 +90,7 @@ func TestConcurrentFailures(t *testing.T) {
 	g, _, _, _ := newGuard(t, lockout.DefaultPolicy)
 	ctx := context.Background()
 	key := lockout.NewKey("carol", "198.51.100.2")
-	st, _, err := g.Check(ctx, key)
+	st, err := g.Check(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestConcurrentFailures(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	st, _, _ = g.Check(ctx, key)
+	st, _ = g.Check(ctx, key)
 	if st.Failures() != 12 || !st.Locked {
 		t.Fatalf("after 12 concurrent failures: failures=%d locked=%v", st.Failures(), st.Locked)
 	}
@@ -128,13 +128,13 @@ func TestUsernameSoftLimit(t *testing.T) {
 	g, fake, _, _ := newGuard(t, policy)
 	ctx := context.Background()
 	home := lockout.NewKey("dave", "198.51.100.50")
-	st, _, _ := g.Check(ctx, home)
+	st, _ := g.Check(ctx, home)
 	if err := g.RecordSuccess(ctx, home, st); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 6; i++ {
 		k := lockout.NewKey("dave", fmt.Sprintf("203.0.113.%d", i))
-		st, _, _ := g.Check(ctx, k)
+		st, _ := g.Check(ctx, k)
 		if st.Locked {
 			t.Fatalf("address %d locked early", i)
 		}
@@ -142,18 +142,18 @@ func TestUsernameSoftLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, _, _ = g.Check(ctx, lockout.NewKey("dave", "203.0.113.200"))
+	st, _ = g.Check(ctx, lockout.NewKey("dave", "203.0.113.200"))
 	if !st.Locked || st.Reason != "username" || st.RetryAfter != 15*time.Minute {
 		t.Fatalf("new address after the soft limit: %+v", st)
 	}
-	if st, _, _ := g.Check(ctx, home); st.Locked {
+	if st, _ := g.Check(ctx, home); st.Locked {
 		t.Fatal("the soft limit locked out the user's trusted address")
 	}
-	if st, _, _ := g.Check(ctx, lockout.NewKey("erin", "203.0.113.200")); st.Locked {
+	if st, _ := g.Check(ctx, lockout.NewKey("erin", "203.0.113.200")); st.Locked {
 		t.Fatal("another username was limited")
 	}
 	fake.Advance(15 * time.Minute)
-	if st, _, _ := g.Check(ctx, lockout.NewKey("dave", "203.0.113.200")); st.Locked {
+	if st, _ := g.Check(ctx, lockout.NewKey("dave", "203.0.113.200")); st.Locked {
 		t.Fatal("the username window did not end")
 	}
 }
@@ -162,7 +162,7 @@ func TestSuccessWritesOnlyWhenNeeded(t *testing.T) {
 	g, fake, _, calls := newGuard(t, lockout.DefaultPolicy)
 	ctx := context.Background()
 	key := lockout.NewKey("frank", "198.51.100.9")
-	st, _, _ := g.Check(ctx, key)
+	st, _ := g.Check(ctx, key)
 	calls.Reset()
 	if err := g.RecordSuccess(ctx, key, st); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestSuccessWritesOnlyWhenNeeded(t *testing.T) {
 	if calls.Count("UpdateItem") != 1 {
 		t.Fatalf("first success from an address: %v", calls.Snapshot())
 	}
-	st, _, _ = g.Check(ctx, key)
+	st, _ = g.Check(ctx, key)
 	calls.Reset()
 	if err := g.RecordSuccess(ctx, key, st); err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func TestSuccessWritesOnlyWhenNeeded(t *testing.T) {
 		t.Fatalf("a repeat success wrote: %v", calls.Snapshot())
 	}
 	fake.Advance(16 * 24 * time.Hour) // past half the trust: refreshed once
-	st, _, _ = g.Check(ctx, key)
+	st, _ = g.Check(ctx, key)
 	calls.Reset()
 	_ = g.RecordSuccess(ctx, key, st)
 	if calls.Count("UpdateItem") != 1 {
@@ -199,13 +199,18 @@ func TestCheckReadsExtraInOneCall(t *testing.T) {
 	}
 	key := lockout.NewKey("gina", "198.51.100.3")
 	calls.Reset()
-	_, extra, err := g.Check(ctx, key,
-		lockout.Extra{Table: env.Tables.Users, Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "user#gina"}}},
-		lockout.Extra{Table: env.Tables.Users, Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "user#nobody"}}},
-	)
+	keys := g.Keys(key)
+	gina := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "user#gina"}}
+	nobody := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "user#nobody"}}
+	keys[env.Tables.Users] = append(keys[env.Tables.Users], gina, nobody)
+	items, err := store.BatchGet(ctx, env.Client, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := g.Evaluate(key, items); err != nil {
+		t.Fatal(err)
+	}
+	extra := []map[string]types.AttributeValue{items.Find(env.Tables.Users, gina), items.Find(env.Tables.Users, nobody)}
 	if calls.Total() != 1 || calls.Count("BatchGetItem") != 1 {
 		t.Fatalf("calls: %v", calls.Snapshot())
 	}

@@ -13,9 +13,8 @@ import (
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
-	"github.com/zenithfresh/zenith-serverless/shared/metrics/cloudwatchtest"
+	"github.com/zenithfresh/zenith-serverless/shared/platform"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
@@ -27,9 +26,9 @@ func BenchmarkRecorder(b *testing.B) {
 		b.Run("realtime="+mode, func(b *testing.B) {
 			var calls store.CallCounter
 			env := dynamotest.New(b, "auth", map[string]string{"METRICS_REALTIME": mode}, calls.Option())
-			rec := metrics.NewRecorder(env.Config, env.Client, clock.System{}, io.Discard, nil)
+			rec := metrics.NewRecorder(platform.RecorderSettings(env.Config), env.Client, clock.System{}, io.Discard, nil)
 			ctx := context.Background()
-			o := httpapi.Observation{Function: "auth", Route: "/api/auth", Method: "POST", Status: 200, Duration: 12 * time.Millisecond}
+			o := metrics.Observation{Function: "auth", Route: "/api/auth", Method: "POST", Status: 200, Duration: 12 * time.Millisecond}
 			lat := make([]time.Duration, 0, b.N)
 			calls.Reset()
 			b.ResetTimer()
@@ -71,18 +70,6 @@ func BenchmarkHistoryCalls(b *testing.B) {
 			b.ReportMetric(float64(calls.Count("Query"))/float64(b.N), "calls/read")
 		})
 	}
-	b.Run("cloudwatch", func(b *testing.B) {
-		srv := cloudwatchtest.NewServer(everyMinute(3))
-		defer srv.Close()
-		h := metrics.NewCloudWatchHistory(newCloudWatch(srv.URL), metrics.Namespace, functions)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if ms, err := h.Minutes(ctx, from, end); err != nil || len(ms) != 168*60 {
-				b.Fatalf("%d minutes, %v", len(ms), err)
-			}
-		}
-		b.ReportMetric(float64(len(srv.Requests()))/float64(b.N), "calls/read")
-	})
 }
 
 // writeDenseWeek writes a counter item for every minute of the week on each

@@ -219,3 +219,20 @@ func (s *Counters) Sum(ctx context.Context, from, to time.Time) (Counts, error) 
 	}
 	return total, nil
 }
+
+// FillMinutes returns the n minutes starting at from, taking counts from ms
+// and zero for minutes without traffic.
+func FillMinutes(from time.Time, n int, ms []Minute) []Minute {
+	from = from.Truncate(time.Minute)
+	byMinute := make(map[int64]Counts, len(ms))
+	for _, m := range ms {
+		k := m.Start.Unix()
+		byMinute[k] = byMinute[k].Plus(m.Counts)
+	}
+	out := make([]Minute, n)
+	for i := range out {
+		t := from.Add(time.Duration(i) * time.Minute)
+		out[i] = Minute{Start: t.UTC(), Counts: byMinute[t.Unix()]}
+	}
+	return out
+}

@@ -92,23 +92,23 @@ type eventLine struct {
 }
 
 // RequestLine renders the EMF line (without newline) for one finished request.
-// route is the dimension value: "<METHOD> <pattern>" for a matched route, or
+// The route dimension is "<METHOD> <pattern>" for a matched route, or
 // "unmatched" (never the raw path or method of an unmatched request, which a
-// client controls). code is the answer's error code ("" on success); status
-// and code decide Errors5xx and Throttled as Classify does.
-func RequestLine(at time.Time, function, route, method string, status int, code string, d time.Duration) []byte {
-	failed, throttled := Classify(status, code)
+// client controls). Status and Throttled decide Errors5xx and Throttled as
+// Classify does; the error code is a plain property.
+func RequestLine(o Observation) []byte {
+	failed, throttled := Classify(o.Status, o.Throttled)
 	line := requestLine{
-		AWS:       emfMeta{Timestamp: at.UnixMilli(), CloudWatchMetrics: requestDirective},
-		Function:  dimensionValue(function, "unknown"),
-		Route:     dimensionValue(route, "unmatched"),
-		Method:    dimensionValue(method, "UNKNOWN"),
-		Status:    status,
-		Code:      dimensionValue(code, ""),
+		AWS:       emfMeta{Timestamp: o.At.UnixMilli(), CloudWatchMetrics: requestDirective},
+		Function:  dimensionValue(o.Function, "unknown"),
+		Route:     dimensionValue(RouteDimension(o.Method, o.Route), "unmatched"),
+		Method:    dimensionValue(o.Method, "UNKNOWN"),
+		Status:    o.Status,
+		Code:      dimensionValue(o.Code, ""),
 		Requests:  1,
 		Errors5xx: boolInt(failed),
 		Throttled: boolInt(throttled),
-		LatencyMs: float64(max(d, 0).Microseconds()) / 1000,
+		LatencyMs: float64(max(o.Duration, 0).Microseconds()) / 1000,
 	}
 	b, err := json.Marshal(line)
 	if err != nil { // cannot happen: every field is a plain string or number

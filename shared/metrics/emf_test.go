@@ -128,7 +128,11 @@ func TestRequestLineMatchesEMF(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			line := metrics.RequestLine(at, "system-monitor", metrics.RouteDimension(tt.method, tt.route), tt.method, tt.status, tt.code, tt.d)
+			line := metrics.RequestLine(metrics.Observation{
+				At: at, Function: "system-monitor", Route: tt.route, Method: tt.method, Status: tt.status, Code: tt.code,
+				Throttled: tt.code == "RATE_LIMIT", // as the request layer sets it
+				Duration:  tt.d,
+			})
 			if bytes.ContainsRune(line, '\n') {
 				t.Fatal("an EMF line must be one line")
 			}
@@ -156,7 +160,7 @@ func TestRequestLineMatchesEMF(t *testing.T) {
 
 func TestLongAndBlankDimensionValuesStayValid(t *testing.T) {
 	long := "/api/" + strings.Repeat("é", 2000)
-	line := metrics.RequestLine(time.Unix(0, 0), "", metrics.RouteDimension("GET", long), "GET", 200, "", 0)
+	line := metrics.RequestLine(metrics.Observation{At: time.Unix(0, 0), Route: long, Method: "GET", Status: 200})
 	doc := checkEMF(t, line)
 	if doc["function"] != "unknown" {
 		t.Errorf("blank function = %v", doc["function"])
@@ -164,7 +168,7 @@ func TestLongAndBlankDimensionValuesStayValid(t *testing.T) {
 	if n := len([]rune(doc["route"].(string))); n != metrics.MaxDimensionValueLen {
 		t.Errorf("route length = %d", n)
 	}
-	invalid := metrics.RequestLine(time.Unix(0, 0), "auth", "GET /api/\xff", "GET", 200, "", 0)
+	invalid := metrics.RequestLine(metrics.Observation{At: time.Unix(0, 0), Function: "auth", Route: "/api/\xff", Method: "GET", Status: 200})
 	checkEMF(t, invalid)
 }
 

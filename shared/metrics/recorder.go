@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
-	"github.com/zenithfresh/zenith-serverless/shared/config"
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 )
 
 // EventFailedLogin is the security event the identity code counts on every
@@ -21,8 +19,39 @@ const EventFailedLogin = "failed_login"
 // DB_TIMEOUT: a slow metrics table must not make every answer slow.
 const MaxRecordTimeout = time.Second
 
-// Recorder measures every finished request (httpapi.Recorder) and counts
-// security events (platform.EventCounter). Per request it writes one EMF line
+// Observation is one finished request, as the request layer saw it.
+type Observation struct {
+	Function string
+	Route    string // route pattern, "unmatched" for 404s
+	Method   string
+	Status   int
+	// Code is the answer's error code ("" on success), a plain property of
+	// the EMF line.
+	Code string
+	// Throttled is true when the request was refused by a rate limit,
+	// whatever its status (429, or 503 under RATE_LIMIT_STATUS=503).
+	Throttled bool
+	// Admitted is true when the request spent quota under a limiter policy and
+	// was let through: the traffic a client's quota bounds, which the load
+	// signal counts. Free probes (status=true) and denials are not admitted.
+	Admitted bool
+	Duration time.Duration
+	At       time.Time
+}
+
+// Settings are the recorder's parameters.
+type Settings struct {
+	Function  string        // the metric dimension: "auth", "session", ...
+	Table     string        // METRICS_TABLE
+	Shards    int           // METRIC_SHARDS
+	Realtime  bool          // METRICS_REALTIME=dynamodb: also write the minute counters
+	SlowQuery time.Duration // SLOW_QUERY_MS
+	// WriteTimeout bounds the counter write (min(DB_TIMEOUT, MaxRecordTimeout)).
+	WriteTimeout time.Duration
+}
+
+// Recorder measures every finished request (Record) and counts security
+// events (CountEvent). Per request it writes one EMF line
 // to out and, unless METRICS_REALTIME=off, adds to the minute counters with
 // one atomic UpdateItem. It never fails a request: errors are logged.
 type Recorder struct {
@@ -38,39 +67,31 @@ type Recorder struct {
 	out io.Writer
 }
 
-// RecorderOption adjusts NewRecorder.
-type RecorderOption func(*Recorder)
-
-// WithWriteTimeout replaces the bound of the counter write (default
-// min(DB_TIMEOUT, MaxRecordTimeout)); tests on a loaded emulator widen it.
-func WithWriteTimeout(d time.Duration) RecorderOption {
-	return func(r *Recorder) { r.timeout = d }
-}
-
-// NewRecorder builds the recorder of a function from its configuration; out
-// receives the EMF lines (os.Stdout in Lambda, a buffer in tests).
-func NewRecorder(cfg config.Config, db CounterAPI, c clock.Clock, out io.Writer, logger *slog.Logger, opts ...RecorderOption) *Recorder {
+// NewRecorder builds a function's recorder; out receives the EMF lines
+// (os.Stdout in Lambda, a buffer in tests).
+func NewRecorder(s Settings, db CounterAPI, c clock.Clock, out io.Writer, logger *slog.Logger) *Recorder {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if out == nil {
 		out = io.Discard
 	}
-	counters := NewCounters(db, cfg.Tables.Metrics, cfg.MetricShards, c)
+	timeout := s.WriteTimeout
+	if timeout <= 0 {
+		timeout = MaxRecordTimeout
+	}
+	counters := NewCounters(db, s.Table, s.Shards, c)
 	r := &Recorder{
-		function: cfg.Function,
+		function: s.Function,
 		events:   counters,
-		slow:     cfg.SlowQuery,
-		timeout:  min(cfg.DBTimeout, MaxRecordTimeout),
+		slow:     s.SlowQuery,
+		timeout:  timeout,
 		clock:    c,
 		logger:   logger,
 		out:      out,
 	}
-	if cfg.MetricsRealtime {
+	if s.Realtime {
 		r.counters = counters
-	}
-	for _, fn := range opts {
-		fn(r)
 	}
 	return r
 }
@@ -79,22 +100,19 @@ func NewRecorder(cfg config.Config, db CounterAPI, c clock.Clock, out io.Writer,
 // METRICS_REALTIME=off).
 func (r *Recorder) Counters() *Counters { return r.counters }
 
-// Classify sorts a finished request by its status and error code. A request
-// is throttled when it was answered 429 or with the code RATE_LIMIT, whatever
-// the status: with RATE_LIMIT_STATUS=503 a limiter denial is a 503 RATE_LIMIT,
-// the opt-in spelling of the same throttle (API.md: "429s count as
-// throttled"). It is failed when its status is >= 500 and it is not throttled,
-// so a denial never lowers availability or feeds the error-rate rules. The two
-// are exclusive.
-func Classify(status int, code string) (failed, throttled bool) {
-	throttled = status == http.StatusTooManyRequests || code == httpapi.CodeRateLimit
-	failed = status >= 500 && !throttled
-	return failed, throttled
+// Classify sorts a finished request: throttled when refused by a rate limit
+// (the request layer says so: a 429, or a 503 RATE_LIMIT under
+// RATE_LIMIT_STATUS=503, the opt-in spelling of the same throttle); failed
+// when its status is >= 500 and it is not throttled, so a denial never lowers
+// availability or feeds the error-rate rules. The two are exclusive.
+func Classify(status int, throttled bool) (failed, isThrottled bool) {
+	throttled = throttled || status == http.StatusTooManyRequests
+	return status >= 500 && !throttled, throttled
 }
 
 // Delta is what one observation adds to the minute counters.
-func Delta(o httpapi.Observation, slow time.Duration) Counts {
-	failed, throttled := Classify(o.Status, o.Code)
+func Delta(o Observation, slow time.Duration) Counts {
+	failed, throttled := Classify(o.Status, o.Throttled)
 	return Counts{
 		Requests:   1,
 		Admitted:   int64(boolInt(o.Admitted)),
@@ -105,20 +123,19 @@ func Delta(o httpapi.Observation, slow time.Duration) Counts {
 	}
 }
 
-// Record implements httpapi.Recorder.
-func (r *Recorder) Record(ctx context.Context, o httpapi.Observation) {
-	function := o.Function
-	if function == "" {
-		function = r.function
+// Record records one finished request.
+func (r *Recorder) Record(ctx context.Context, o Observation) {
+	if o.Function == "" {
+		o.Function = r.function
 	}
-	r.write(RequestLine(o.At, function, RouteDimension(o.Method, o.Route), o.Method, o.Status, o.Code, o.Duration))
+	r.write(RequestLine(o))
 	if r.counters == nil {
 		return
 	}
 	r.add(ctx, r.counters, o.At, Delta(o, r.slow))
 }
 
-// CountEvent implements platform.EventCounter: one EMF line and, for failed
+// CountEvent counts a security event: one EMF line and, for failed
 // logins, one counter add (whatever METRICS_REALTIME says, so the critical
 // failed-logins rule keeps its input).
 func (r *Recorder) CountEvent(ctx context.Context, name string) {

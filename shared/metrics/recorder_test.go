@@ -11,8 +11,8 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/platform"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
@@ -27,7 +27,7 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 	env := dynamotest.New(t, "auth", map[string]string{"METRIC_SHARDS": "4", "SLOW_QUERY_MS": "100"}, calls.Option())
 	fake := clock.NewFake(base)
 	var out bytes.Buffer
-	rec := metrics.NewRecorder(env.Config, env.Client, fake, &out, nil, metrics.WithWriteTimeout(emulatorTimeout))
+	rec := metrics.NewRecorder(withTimeout(platform.RecorderSettings(env.Config), emulatorTimeout), env.Client, fake, &out, nil)
 	ctx := context.Background()
 
 	obs := []struct {
@@ -44,9 +44,10 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 	}
 	calls.Reset()
 	for _, o := range obs {
-		rec.Record(ctx, httpapi.Observation{
+		rec.Record(ctx, metrics.Observation{
 			Function: "auth", Route: "/api/auth", Method: "POST", Status: o.status, Code: o.code, Admitted: o.admitted,
-			Duration: o.d, At: base.Add(time.Duration(o.minute)*time.Minute + 30*time.Second),
+			Throttled: o.code == "RATE_LIMIT", // as the request layer sets it
+			Duration:  o.d, At: base.Add(time.Duration(o.minute)*time.Minute + 30*time.Second),
 		})
 	}
 	if got := calls.Snapshot(); calls.Total() != len(obs) || got["UpdateItem"] != len(obs) {
@@ -101,13 +102,13 @@ func TestRecorderRealtimeOffWritesOnlyEMF(t *testing.T) {
 	env := dynamotest.New(t, "session", map[string]string{"METRICS_REALTIME": "off"}, calls.Option())
 	fake := clock.NewFake(base)
 	var out bytes.Buffer
-	rec := metrics.NewRecorder(env.Config, env.Client, fake, &out, nil, metrics.WithWriteTimeout(emulatorTimeout))
+	rec := metrics.NewRecorder(withTimeout(platform.RecorderSettings(env.Config), emulatorTimeout), env.Client, fake, &out, nil)
 	if rec.Counters() != nil {
 		t.Fatal("realtime off must not have counters")
 	}
 	calls.Reset()
 	for i := 0; i < 5; i++ {
-		rec.Record(context.Background(), httpapi.Observation{Function: "session", Route: "/api/sessions", Method: "GET", Status: 200, At: base})
+		rec.Record(context.Background(), metrics.Observation{Function: "session", Route: "/api/sessions", Method: "GET", Status: 200, At: base})
 	}
 	if calls.Total() != 0 {
 		t.Errorf("realtime off made calls %v", calls.Snapshot())
@@ -129,16 +130,16 @@ func TestRecorderNeverFailsWhenTheTableIsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out, logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	rec := metrics.NewRecorder(cfg, store.NewDynamoDB(ac, cfg), clock.NewFake(base), &out, logger)
+	rec := metrics.NewRecorder(platform.RecorderSettings(cfg), store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout), clock.NewFake(base), &out, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // even a cancelled request context is recorded (and bounded on its own)
-	rec.Record(ctx, httpapi.Observation{Function: "auth", Route: "/api/auth", Method: "POST", Status: 200, At: base})
+	rec.Record(ctx, metrics.Observation{Function: "auth", Route: "/api/auth", Method: "POST", Status: 200, At: base})
 	if len(lines(t, out.Bytes())) != 1 {
 		t.Error("the EMF line must be written whatever the table does")
 	}
@@ -171,9 +172,15 @@ func TestDelta(t *testing.T) {
 		{200, "", true, -time.Second, metrics.Counts{Requests: 1, Admitted: 1}},
 	}
 	for _, tt := range tests {
-		o := httpapi.Observation{Status: tt.status, Code: tt.code, Admitted: tt.admitted, Duration: tt.d}
+		o := metrics.Observation{Status: tt.status, Code: tt.code, Throttled: tt.code == "RATE_LIMIT", Admitted: tt.admitted, Duration: tt.d}
 		if got := metrics.Delta(o, slow); got != tt.want {
 			t.Errorf("Delta(%d %q admitted=%v, %v) = %+v, want %+v", tt.status, tt.code, tt.admitted, tt.d, got, tt.want)
 		}
 	}
+}
+
+// withTimeout widens the counter write's bound for a loaded emulator.
+func withTimeout(s metrics.Settings, d time.Duration) metrics.Settings {
+	s.WriteTimeout = d
+	return s
 }

@@ -63,7 +63,7 @@ func TestScheduledEvaluationRaisesOnceAcknowledgesAndResolves(t *testing.T) {
 		call(t, app, event("GET", "/t/fail", nil, "", "", int64(i)))
 	}
 	for i := 0; i < 6; i++ { // 6 failed logins (> 5), as the identity code reports them
-		h.deps.Events.CountEvent(ctx, metrics.EventFailedLogin)
+		h.deps.Recorder.CountEvent(ctx, metrics.EventFailedLogin)
 	}
 
 	// Ten concurrent evaluations of minute M (e.g. retried and duplicated schedule deliveries).
@@ -194,7 +194,7 @@ func TestRealtimeOffReportsNullRequestFigures(t *testing.T) {
 	h := newHarness(t, map[string]string{"METRICS_REALTIME": "off", "METRICS_HISTORY_SOURCE": "dynamodb"})
 	ctx := context.Background()
 	for i := 0; i < 6; i++ {
-		h.deps.Events.CountEvent(ctx, metrics.EventFailedLogin)
+		h.deps.Recorder.CountEvent(ctx, metrics.EventFailedLogin)
 	}
 	h.fake.Set(minuteM.Add(time.Minute + time.Second))
 	m := h.get(map[string]string{"endpoint": "metrics"}, h.watcher)
@@ -253,12 +253,11 @@ func TestFailedLoginsThroughTheAuthFunctionRaiseTheCriticalAlert(t *testing.T) {
 	cfg := h.env.Config
 	cfg.Function = "auth"
 	cfg.MasterUsername, cfg.MasterPassword = "chief", "a-long-master-password"
-	d, err := platform.New(context.Background(), cfg, platform.WithClock(h.fake), platform.WithLogger(discard))
+	d, err := platform.New(context.Background(), cfg, platform.WithClock(h.fake), platform.WithLogger(discard),
+		platform.WithMetricsOutput(h.emf), platform.WithMetricsWriteTimeout(emulatorTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := metrics.NewRecorder(d.Config, d.DB, h.fake, h.emf, discard, metrics.WithWriteTimeout(emulatorTimeout))
-	d.Recorder, d.Events = rec, rec
 	auth, err := authapi.New(context.Background(), d)
 	if err != nil {
 		t.Fatal(err)

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zenithfresh/zenith-serverless/shared/alerts"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/monitor"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
 )
 
@@ -19,16 +21,17 @@ import (
 // events go to the app, EventBridge scheduled events run the alert evaluation.
 type Handler struct {
 	app     *httpapi.App
-	monitor *Monitor
+	monitor *monitor.Monitor
+	logger  *slog.Logger
 }
 
 // NewHandler builds the app and the monitor on the shared dependencies.
 func NewHandler(ctx context.Context, d *platform.Deps, opts ...Option) (*Handler, error) {
-	m, err := NewMonitor(d, opts...)
+	m, err := newMonitor(d, opts...)
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{monitor: m}
+	h := &Handler{monitor: m, logger: d.Logger}
 	h.app = d.Install(&httpapi.App{
 		Routes: h.routes(),
 		EnvelopeFor: func(method string) httpapi.Envelope {
@@ -45,7 +48,7 @@ func NewHandler(ctx context.Context, d *platform.Deps, opts ...Option) (*Handler
 func (h *Handler) App() *httpapi.App { return h.app }
 
 // Monitor returns the monitor behind the routes.
-func (h *Handler) Monitor() *Monitor { return h.monitor }
+func (h *Handler) Monitor() *monitor.Monitor { return h.monitor }
 
 // EvaluationResult is what a scheduled invocation returns (and logs).
 type EvaluationResult struct {
@@ -95,11 +98,11 @@ func (h *Handler) evaluate(ctx context.Context) (EvaluationResult, error) {
 	out := EvaluationResult{Window: window.UnixMilli(), Results: results}
 	for _, r := range results {
 		if r.Action == alerts.ActionRaised || r.Action == alerts.ActionResolved {
-			h.monitor.logger.InfoContext(ctx, "alert "+string(r.Action), "rule", r.Rule, "alertId", r.AlertID)
+			h.logger.InfoContext(ctx, "alert "+string(r.Action), "rule", r.Rule, "alertId", r.AlertID)
 		}
 	}
 	if err != nil {
-		h.monitor.logger.ErrorContext(ctx, "alert evaluation failed", "err", err)
+		h.logger.ErrorContext(ctx, "alert evaluation failed", "err", err)
 		return out, fmt.Errorf("alert evaluation: %w", err)
 	}
 	return out, nil

@@ -22,11 +22,9 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
-	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
 	"github.com/zenithfresh/zenith-serverless/shared/passwords"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
-	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
@@ -81,12 +79,11 @@ func newHarness(t *testing.T, overrides map[string]string, opts ...monitorapi.Op
 func (h *harness) newDeps(dbOpts ...func(*dynamodb.Options)) *platform.Deps {
 	h.t.Helper()
 	d, err := platform.New(context.Background(), h.env.Config,
-		platform.WithClock(h.fake), platform.WithLogger(discard), platform.WithDynamoDBOptions(dbOpts...))
+		platform.WithClock(h.fake), platform.WithLogger(discard), platform.WithDynamoDBOptions(dbOpts...),
+		platform.WithMetricsOutput(h.emf), platform.WithMetricsWriteTimeout(emulatorTimeout))
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	rec := metrics.NewRecorder(d.Config, d.DB, h.fake, h.emf, discard, metrics.WithWriteTimeout(emulatorTimeout))
-	d.Recorder, d.Events = rec, rec
 	return d
 }
 
@@ -115,7 +112,7 @@ func (h *harness) login(username, role string) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	token, _, err := sessions.New(h.env.Client, h.env.Config, h.fake, discard).Create(ctx, u)
+	token, _, err := h.deps.Sessions.Create(ctx, u)
 	if err != nil {
 		h.t.Fatal(err)
 	}

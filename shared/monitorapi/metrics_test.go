@@ -19,6 +19,7 @@ import (
 
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/monitor"
 	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
@@ -27,7 +28,7 @@ import (
 // handler advances the fake clock by ?ms= so its duration is exact.
 func (h *harness) testApp(function string) *httpapi.App {
 	d := h.newDeps()
-	d.Config.Function = function
+	d.Function = function
 	advance := func(r *httpapi.Request) {
 		if ms, err := strconv.Atoi(r.Query["ms"]); err == nil {
 			h.fake.Advance(time.Duration(ms) * time.Millisecond)
@@ -289,7 +290,7 @@ func withMemory(p *float64) monitorapi.Option {
 	return monitorapi.WithMemory(func() *float64 { return p })
 }
 
-var monitorHealth = monitorapi.Health
+var monitorHealth = monitor.Health
 
 func deref(p *float64) any {
 	if p == nil {

@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"time"
@@ -18,16 +16,15 @@ import (
 
 	"github.com/zenithfresh/zenith-serverless/shared/alerts"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
-	"github.com/zenithfresh/zenith-serverless/shared/load"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics/cwhistory"
+	"github.com/zenithfresh/zenith-serverless/shared/monitor"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
+	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
 // Functions are the functions whose EMF metrics the CloudWatch history sums.
 var Functions = []string{"auth", "session", "traffic-manager", "system-monitor"}
-
-// Permission is the role permission every route of this function needs.
-const Permission = "systemMonitoring"
 
 // Option adjusts New / NewHandler.
 type Option func(*options)
@@ -56,53 +53,25 @@ func New(ctx context.Context, d *platform.Deps, opts ...Option) (*httpapi.App, e
 	return h.App(), nil
 }
 
-// NewMonitor builds the monitor (figures, history, alerts) on the shared dependencies.
-func NewMonitor(d *platform.Deps, opts ...Option) (*Monitor, error) {
+// newMonitor builds the monitor (figures, history, alerts) on the shared
+// dependencies, with the CloudWatch history reader when that is the source.
+func newMonitor(d *platform.Deps, opts ...Option) (*monitor.Monitor, error) {
 	o := options{}
 	for _, fn := range opts {
 		fn(&o)
 	}
-	cfg := d.Config
-	if o.memory == nil {
-		limit := cfg.MemoryLimitMB
-		o.memory = func() *float64 { return metrics.MemoryUsage(limit) }
+	var history monitor.MinuteReader
+	if d.Monitor.Source == "cloudwatch" {
+		history = cwhistory.New(cloudwatch.NewFromConfig(d.AWS, o.cloudWatch...), metrics.Namespace, Functions)
 	}
-	logger := d.Logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	counters := metrics.NewCounters(d.DB, cfg.Tables.Metrics, cfg.MetricShards, d.Clock)
-	overrides := load.NewOverrides(d.DB, cfg.Tables.LoadOverrides, cfg.LoadOverrideTTL, d.Clock)
-	m := &Monitor{
-		clock:       d.Clock,
-		realtime:    cfg.MetricsRealtime,
-		counters:    counters,
-		overrides:   overrides,
-		capacityRPM: cfg.TrafficCapacityRPM,
-		peaks:       metrics.NewPeaks(d.DB, cfg.Tables.Metrics, d.Clock),
-		reported:    metrics.NewReported(d.DB, cfg.Tables.Metrics, d.Clock),
-		alerts:      alerts.NewStore(d.DB, cfg.Tables.Alerts, d.Clock),
-		history:     counters,
-		source:      cfg.MetricsHistorySource,
-		memory:      o.memory,
-		logger:      logger,
-	}
-	switch cfg.MetricsHistorySource {
-	case "dynamodb":
-	case "cloudwatch":
-		cw := cloudwatch.NewFromConfig(d.AWS, o.cloudWatch...)
-		m.history = metrics.NewCloudWatchHistory(cw, metrics.Namespace, Functions)
-	default:
-		return nil, fmt.Errorf("unknown METRICS_HISTORY_SOURCE %q", cfg.MetricsHistorySource)
-	}
-	return m, nil
+	return monitor.New(d.DB, d.Monitor, history, o.memory, d.Clock, d.Logger)
 }
 
 func (h *Handler) routes() []httpapi.Route {
 	return []httpapi.Route{
-		{Method: http.MethodGet, Path: "/api/system-monitor", Permission: Permission, Handler: h.get},
-		{Method: http.MethodPost, Path: "/api/system-monitor", Permission: Permission, Handler: h.post},
-		{Method: http.MethodPost, Path: "/api/system-monitor/alerts/{id}/acknowledge", Permission: Permission, Handler: h.acknowledge},
+		{Method: http.MethodGet, Path: "/api/system-monitor", Permission: users.PermSystemMonitoring, Handler: h.get},
+		{Method: http.MethodPost, Path: "/api/system-monitor", Permission: users.PermSystemMonitoring, Handler: h.post},
+		{Method: http.MethodPost, Path: "/api/system-monitor/alerts/{id}/acknowledge", Permission: users.PermSystemMonitoring, Handler: h.acknowledge},
 	}
 }
 
@@ -116,24 +85,24 @@ func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Respons
 	case EndpointHistory:
 		return h.history(ctx, q.Hours)
 	case EndpointAlerts:
-		list, err := m.alerts.List(ctx)
+		list, err := m.Alerts(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return httpapi.JSON(http.StatusOK, map[string]any{"alerts": list, "timestamp": m.clock.Now().UnixMilli()}), nil
+		return httpapi.JSON(http.StatusOK, map[string]any{"alerts": list, "timestamp": m.Now().UnixMilli()}), nil
 	}
-	f, err := m.figures(ctx, q.Endpoint != EndpointHealth)
+	f, err := m.Figures(ctx, q.Endpoint != EndpointHealth)
 	if err != nil {
 		return nil, err
 	}
 	if q.Endpoint == EndpointMetrics {
 		return httpapi.JSON(http.StatusOK, metricsBody(f)), nil
 	}
-	list, err := m.alerts.List(ctx)
+	list, err := m.Alerts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	score, status := Health(nil, f.Memory, f.ErrorRate, f.CurrentLoad)
+	score, status := monitor.Health(nil, f.Memory, f.ErrorRate, f.CurrentLoad)
 	if q.Endpoint == EndpointHealth {
 		return httpapi.JSON(http.StatusOK, map[string]any{"status": status, "score": score, "alerts": list}), nil
 	}
@@ -157,7 +126,7 @@ func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Respons
 	}), nil
 }
 
-func metricsBody(f Figures) map[string]any {
+func metricsBody(f monitor.Figures) map[string]any {
 	return map[string]any{
 		"timestamp": f.Now.UnixMilli(),
 		"requests": map[string]any{
@@ -203,7 +172,7 @@ func (h *Handler) history(ctx context.Context, hours int) (*httpapi.Response, er
 	}
 	return httpapi.JSON(http.StatusOK, map[string]any{
 		"timeRange": fmt.Sprintf("%d %s", hours, unit), "dataPoints": len(data), "data": data,
-		"source": m.source, "timestamp": now.UnixMilli(),
+		"source": m.Source(), "timestamp": now.UnixMilli(),
 	}), nil
 }
 
@@ -213,7 +182,7 @@ func (h *Handler) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 		return nil, err
 	}
 	s.ReportedBy = r.Principal.Username
-	if err := h.monitor.reported.Put(ctx, s); err != nil {
+	if err := h.monitor.Report(ctx, s); err != nil {
 		return nil, err
 	}
 	return httpapi.JSON(http.StatusOK, map[string]any{
@@ -223,7 +192,7 @@ func (h *Handler) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 }
 
 func (h *Handler) acknowledge(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
-	a, err := h.monitor.alerts.Acknowledge(ctx, r.Params["id"], r.Principal.Username)
+	a, err := h.monitor.Acknowledge(ctx, r.Params["id"], r.Principal.Username)
 	if errors.Is(err, alerts.ErrNotFound) {
 		return nil, errNotFoundAlert()
 	}

@@ -21,7 +21,7 @@ import (
 func TestRateLimitAnswered503CountsAsThrottled(t *testing.T) {
 	h := newHarness(t, map[string]string{"RATE_LIMIT_STATUS": "503", "RATE_LIMIT_RPM": "1", "RATE_LIMIT_BURST": "0"})
 	d := h.newDeps()
-	d.Config.Function = "traffic-manager"
+	d.Function = "traffic-manager"
 	traffic, err := trafficapi.New(context.Background(), d)
 	if err != nil {
 		t.Fatal(err)

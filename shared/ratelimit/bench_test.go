@@ -13,7 +13,6 @@ import (
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
@@ -68,7 +67,7 @@ func runCallers(b *testing.B, callers int, decide func(i int) bool) (admitted in
 	return adm.Load()
 }
 
-func decideFn(b *testing.B, l *ratelimit.Limiter, policy string, keys []*httpapi.Request) func(int) bool {
+func decideFn(b *testing.B, l *lim, policy string, keys []client) func(int) bool {
 	return func(i int) bool {
 		res, err := l.Limit(context.Background(), policy, keys[i%len(keys)])
 		if err != nil {
@@ -79,8 +78,8 @@ func decideFn(b *testing.B, l *ratelimit.Limiter, policy string, keys []*httpapi
 	}
 }
 
-func clients(n int) []*httpapi.Request {
-	out := make([]*httpapi.Request, n)
+func clients(n int) []client {
+	out := make([]client, n)
 	for i := range out {
 		out[i] = req(fmt.Sprintf("198.18.%d.%d", i/250, i%250+1))
 	}
@@ -93,10 +92,7 @@ func BenchmarkDecision(b *testing.B) {
 		// Allowed: 1000 clients, every decision admitted.
 		b.Run(fmt.Sprintf("allowed/callers=%d", callers), func(b *testing.B) {
 			var calls store.CallCounter
-			l, err := ratelimit.New(env.NewClient(b, calls.Option()), env.Config, clock.System{}, quiet())
-			if err != nil {
-				b.Fatal(err)
-			}
+			l := build(b, env.NewClient(b, calls.Option()), env.Config, clock.System{}, quiet())
 			keys := clients(1000)
 			if adm := runCallers(b, callers, decideFn(b, l, ratelimit.PolicyFrontdoor, keys)); adm != int64(b.N) {
 				b.Fatalf("%d of %d admitted", adm, b.N)
@@ -107,13 +103,10 @@ func BenchmarkDecision(b *testing.B) {
 		// and were already refused once by this instance.
 		b.Run(fmt.Sprintf("denied/callers=%d", callers), func(b *testing.B) {
 			var calls store.CallCounter
-			l, err := ratelimit.New(env.NewClient(b, calls.Option()), env.Config, clock.System{}, quiet())
-			if err != nil {
-				b.Fatal(err)
-			}
+			l := build(b, env.NewClient(b, calls.Option()), env.Config, clock.System{}, quiet())
 			keys := clients(1000)
 			for _, k := range keys { // spend the quota from another instance...
-				other, _ := ratelimit.New(env.Client, env.Config, clock.System{}, quiet())
+				other := build(b, env.Client, env.Config, clock.System{}, quiet())
 				other.Limit(context.Background(), ratelimit.PolicyAPI, k)
 			}
 			for _, k := range keys { // ...then this one learns each denial once (1 call each, see denied-cold)
@@ -132,7 +125,7 @@ func BenchmarkDecision(b *testing.B) {
 			keys := clients(1000)
 			calls.Reset()
 			adm := runCallers(b, callers, func(i int) bool {
-				l, _ := ratelimit.New(client, env.Config, clock.System{}, quiet())
+				l := build(b, client, env.Config, clock.System{}, quiet())
 				res, err := l.Limit(context.Background(), ratelimit.PolicyAPI, keys[i%len(keys)])
 				if err != nil {
 					b.Error(err)
@@ -162,18 +155,15 @@ func BenchmarkBurst(b *testing.B) {
 		for _, callers := range callerCounts {
 			b.Run(fmt.Sprintf("%s/callers=%d", kind, callers), func(b *testing.B) {
 				fake := clock.NewFake(base)
-				ls := make([]*ratelimit.Limiter, 4)
+				ls := make([]*lim, 4)
 				for i := range ls {
-					l, err := ratelimit.New(env.NewClient(b, func(*dynamodb.Options) {}), env.Config, fake, quiet())
-					if err != nil {
-						b.Fatal(err)
-					}
+					l := build(b, env.NewClient(b, func(*dynamodb.Options) {}), env.Config, fake, quiet())
 					ls[i] = l
 				}
 				var maxAdmitted, over int64
 				for op := 0; op < b.N; op++ {
 					r := req(fmt.Sprintf("198.19.%d.%d", op/250, op%250+1))
-					r.Principal = &httpapi.Principal{UserID: fmt.Sprintf("burst-%s-%d-%d-%d", kind, callers, op, time.Now().UnixNano())}
+					r.userID = fmt.Sprintf("burst-%s-%d-%d-%d", kind, callers, op, time.Now().UnixNano())
 					if kind == "stale" {
 						for i := 0; i < capacity; i++ {
 							ls[0].Limit(context.Background(), ratelimit.PolicyFrontdoor, r)
@@ -224,18 +214,15 @@ func BenchmarkEdge(b *testing.B) {
 	const burst, span = 200, 200 * time.Millisecond
 	for _, callers := range callerCounts {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			ls := make([]*ratelimit.Limiter, 4)
+			ls := make([]*lim, 4)
 			for i := range ls {
-				l, err := ratelimit.New(env.NewClient(b), env.Config, clock.System{}, quiet())
-				if err != nil {
-					b.Fatal(err)
-				}
+				l := build(b, env.NewClient(b), env.Config, clock.System{}, quiet())
 				ls[i] = l
 			}
 			worst := 0
 			for op := 0; op < b.N; op++ {
 				r := req("198.20.0.1")
-				r.Principal = &httpapi.Principal{UserID: fmt.Sprintf("edge-%d-%d-%d", callers, op, time.Now().UnixNano())}
+				r.userID = fmt.Sprintf("edge-%d-%d-%d", callers, op, time.Now().UnixNano())
 				var mu sync.Mutex
 				var times []time.Time
 				fire := func() {

@@ -8,8 +8,6 @@ package ratelimit
 import (
 	"fmt"
 	"time"
-
-	"github.com/zenithfresh/zenith-serverless/shared/config"
 )
 
 // Policy names (API.md "Rate limits").
@@ -47,21 +45,8 @@ func NewPolicy(name string, rpm, burst int, window time.Duration) (Policy, error
 // Capacity is C = RPM + BURST: what an idle client may send at once.
 func (p Policy) Capacity() int { return p.RPM + p.Burst }
 
-// Policies builds the frontdoor and api policies from the config.
-func Policies(cfg config.Config) (map[string]Policy, error) {
-	fd, err := NewPolicy(PolicyFrontdoor, cfg.RateLimitRPM, cfg.RateLimitBurst, cfg.RateLimitWindow)
-	if err != nil {
-		return nil, err
-	}
-	api, err := NewPolicy(PolicyAPI, cfg.RateLimitAPIRPM, cfg.RateLimitAPIBurst, cfg.RateLimitWindow)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]Policy{PolicyFrontdoor: fd, PolicyAPI: api}, nil
-}
-
-// Decision is the outcome of one GCRA step.
-type Decision struct {
+// Step is the outcome of one GCRA step.
+type Step struct {
 	Allowed bool
 	// TAT is the bucket's theoretical arrival time after the decision (µs):
 	// the new one on an allow, the unchanged one on a deny.
@@ -71,16 +56,16 @@ type Decision struct {
 
 // Step is GCRA on an in-memory TAT (0 = no state): the reference the DynamoDB
 // path must agree with, and the per-instance fallback bucket.
-func (p Policy) Step(tat, now int64) Decision {
+func (p Policy) Step(tat, now int64) Step {
 	base := max(tat, now)
 	if base > now+p.Tau {
-		return Decision{Allowed: false, TAT: tat, Now: now}
+		return Step{Allowed: false, TAT: tat, Now: now}
 	}
-	return Decision{Allowed: true, TAT: base + p.T, Now: now}
+	return Step{Allowed: true, TAT: base + p.T, Now: now}
 }
 
 // Remaining is how many more requests would be admitted right now.
-func (p Policy) Remaining(d Decision) int {
+func (p Policy) Remaining(d Step) int {
 	if !d.Allowed {
 		return 0
 	}
@@ -93,13 +78,13 @@ func (p Policy) Remaining(d Decision) int {
 
 // NextAdmission is when (µs) the next request will be admitted: now when it
 // would be admitted at once.
-func (p Policy) NextAdmission(d Decision) int64 {
+func (p Policy) NextAdmission(d Step) int64 {
 	return max(d.TAT-p.Tau, d.Now)
 }
 
 // Reset is the epoch-µs moment X-RateLimit-Reset names: the next admission on
 // a deny, the moment the bucket is full again on an allow.
-func (p Policy) Reset(d Decision) int64 {
+func (p Policy) Reset(d Step) int64 {
 	if !d.Allowed {
 		return p.NextAdmission(d)
 	}

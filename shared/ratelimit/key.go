@@ -5,25 +5,23 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"strings"
-
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 )
 
 // ClientKey is the limiter's client identity (API.md): "u:<user id>" when the
-// request carries a valid session, else "ip:<source IP>" with an IPv6 address
-// reduced to its /64. The source IP is API Gateway's sourceIp; X-Forwarded-For
-// is read only when that direct peer is a trusted proxy, taking the right-most
-// entry that is not itself trusted (the left part of the header is whatever
-// the client wrote).
-func ClientKey(r *httpapi.Request, trusted []netip.Prefix) string {
-	if r.Principal != nil {
-		return "u:" + r.Principal.UserID
+// request carries a valid session (userID set), else "ip:<client IP>" where
+// clientIP is ClientIP's normalised address.
+func ClientKey(userID, clientIP string) string {
+	if userID != "" {
+		return "u:" + userID
 	}
-	return "ip:" + ClientIP(r.SourceIP, r.Header("x-forwarded-for"), trusted)
+	return "ip:" + clientIP
 }
 
 // ClientIP returns the normalised client address: IPv4 as dotted quad, IPv6
-// as its /64 prefix. A peer that is not an IP address at all is kept verbatim
+// as its /64 prefix. The source IP is API Gateway's sourceIp; X-Forwarded-For
+// is read only when that direct peer is a trusted proxy, taking the right-most
+// entry that is not itself trusted (the left part of the header is whatever
+// the client wrote). A peer that is not an IP address at all is kept verbatim
 // (it is hashed before it is stored, so any bytes are safe).
 func ClientIP(sourceIP, xff string, trusted []netip.Prefix) string {
 	peer, ok := parseAddr(sourceIP)

@@ -4,43 +4,37 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 )
 
 func TestClientKey(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
 	tests := []struct {
-		name      string
-		sourceIP  string
-		xff       string
-		principal *httpapi.Principal
-		want      string
+		name     string
+		sourceIP string
+		xff      string
+		userID   string
+		want     string
 	}{
-		{"ipv4", "203.0.113.7", "", nil, "ip:203.0.113.7"},
-		{"ipv6 by /64", "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "", nil, "ip:2001:db8:1:2::/64"},
-		{"ipv6 same /64", "2001:db8:1:2::1", "", nil, "ip:2001:db8:1:2::/64"},
-		{"ipv6 zone dropped", "fe80::1%eth0", "", nil, "ip:fe80::/64"},
-		{"ipv4-mapped ipv6 is ipv4", "::ffff:198.51.100.4", "", nil, "ip:198.51.100.4"},
-		{"user beats ip", "203.0.113.7", "", &httpapi.Principal{UserID: "user#alice"}, "u:user#alice"},
-		{"forged xff from untrusted peer ignored", "203.0.113.7", "1.1.1.1", nil, "ip:203.0.113.7"},
-		{"trusted peer: right-most untrusted", "10.0.0.5", "6.6.6.6, 198.51.100.9, 10.1.1.1", nil, "ip:198.51.100.9"},
-		{"trusted peer: forged left entries ignored", "10.0.0.5", "1.1.1.1, 2.2.2.2, 198.51.100.9", nil, "ip:198.51.100.9"},
-		{"trusted peer: all hops trusted → left-most", "10.0.0.5", "10.9.9.9, 10.1.1.1", nil, "ip:10.9.9.9"},
-		{"trusted peer: garbage stops at last good hop", "10.0.0.5", "1.1.1.1, not-an-ip", nil, "ip:10.0.0.5"},
-		{"trusted peer: port and brackets", "10.0.0.5", "[2001:db8:9:9::1]:443", nil, "ip:2001:db8:9:9::/64"},
-		{"trusted peer: ipv4 with port", "10.0.0.5", "198.51.100.9:5678", nil, "ip:198.51.100.9"},
-		{"trusted peer: empty xff", "10.0.0.5", " ", nil, "ip:10.0.0.5"},
-		{"trusted v6 peer", "fd00::2", "203.0.113.8", nil, "ip:203.0.113.8"},
-		{"unparsable peer kept verbatim", "not an ip", "1.1.1.1", nil, "ip:not an ip"},
+		{"ipv4", "203.0.113.7", "", "", "ip:203.0.113.7"},
+		{"ipv6 by /64", "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "", "", "ip:2001:db8:1:2::/64"},
+		{"ipv6 same /64", "2001:db8:1:2::1", "", "", "ip:2001:db8:1:2::/64"},
+		{"ipv6 zone dropped", "fe80::1%eth0", "", "", "ip:fe80::/64"},
+		{"ipv4-mapped ipv6 is ipv4", "::ffff:198.51.100.4", "", "", "ip:198.51.100.4"},
+		{"user beats ip", "203.0.113.7", "", "user#alice", "u:user#alice"},
+		{"forged xff from untrusted peer ignored", "203.0.113.7", "1.1.1.1", "", "ip:203.0.113.7"},
+		{"trusted peer: right-most untrusted", "10.0.0.5", "6.6.6.6, 198.51.100.9, 10.1.1.1", "", "ip:198.51.100.9"},
+		{"trusted peer: forged left entries ignored", "10.0.0.5", "1.1.1.1, 2.2.2.2, 198.51.100.9", "", "ip:198.51.100.9"},
+		{"trusted peer: all hops trusted → left-most", "10.0.0.5", "10.9.9.9, 10.1.1.1", "", "ip:10.9.9.9"},
+		{"trusted peer: garbage stops at last good hop", "10.0.0.5", "1.1.1.1, not-an-ip", "", "ip:10.0.0.5"},
+		{"trusted peer: port and brackets", "10.0.0.5", "[2001:db8:9:9::1]:443", "", "ip:2001:db8:9:9::/64"},
+		{"trusted peer: ipv4 with port", "10.0.0.5", "198.51.100.9:5678", "", "ip:198.51.100.9"},
+		{"trusted peer: empty xff", "10.0.0.5", " ", "", "ip:10.0.0.5"},
+		{"trusted v6 peer", "fd00::2", "203.0.113.8", "", "ip:203.0.113.8"},
+		{"unparsable peer kept verbatim", "not an ip", "1.1.1.1", "", "ip:not an ip"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &httpapi.Request{SourceIP: tc.sourceIP, Headers: map[string]string{}, Principal: tc.principal}
-			if tc.xff != "" {
-				r.Headers["x-forwarded-for"] = tc.xff
-			}
-			if got := ClientKey(r, trusted); got != tc.want {
+			if got := ClientKey(tc.userID, ClientIP(tc.sourceIP, tc.xff, trusted)); got != tc.want {
 				t.Errorf("ClientKey = %q, want %q", got, tc.want)
 			}
 		})

@@ -5,27 +5,50 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
-	"github.com/zenithfresh/zenith-serverless/shared/config"
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
-)
-
-// Messages of a deny, as the original's rate_limit answer.
-const (
-	denyMessage = "Rate limit exceeded. Please slow down your requests."
-	denyAdvice  = "Consider implementing exponential backoff in your client"
 )
 
 // maxEntries bounds each per-instance map (hints, deny cache, fallback buckets).
 const maxEntries = 10000
+
+// FailClosedRetryAfter is the Retry-After of a request refused because the
+// store could not decide and RATE_LIMIT_FAIL_MODE is closed.
+const FailClosedRetryAfter = 5 * time.Second
+
+// Decision is the limiter's verdict on one request, in domain terms; the
+// request layer turns it into headers, a status and an envelope.
+type Decision struct {
+	Policy  string
+	Allowed bool // the request may proceed (a would-be deny in shadow mode is allowed)
+	// Unavailable: the store could not decide and no local fallback applied
+	// (RATE_LIMIT_FAIL_MODE=closed). There is no quota state to report;
+	// Allowed is false unless shadow mode lets the request through.
+	Unavailable bool
+	Limit       int           // the policy's requests per window (RPM)
+	Window      time.Duration // the policy's window
+	Remaining   int           // requests admissible right now after this one
+	// Reset is the next admission on a deny, the moment the bucket is full
+	// again on an allow (microsecond precision).
+	Reset time.Time
+	// RetryAfter is how long a refused client should wait: until Reset, or
+	// FailClosedRetryAfter when Unavailable. Zero when Allowed.
+	RetryAfter time.Duration
+	At         time.Time // when the decision was made
+}
+
+// Settings are the limiter's parameters (RATE_LIMITS_TABLE, the policies,
+// RATE_LIMIT_FAIL_MODE, RATE_LIMIT_SHADOW).
+type Settings struct {
+	Table    string
+	Policies []Policy
+	FailOpen bool // admit through a per-instance bucket when the store is unreachable
+	Shadow   bool // decide and count, never refuse
+}
 
 // Stats counts the limiter's decisions on this instance.
 type Stats struct {
@@ -38,17 +61,14 @@ type Stats struct {
 	DBCalls      int64 // UpdateItem calls made
 }
 
-// Limiter is the rate limiter of API.md. It implements httpapi.Limiter and is
-// safe for concurrent use; one per instance.
+// Limiter is the rate limiter of API.md; safe for concurrent use, one per instance.
 type Limiter struct {
 	buckets  dynamoBuckets
 	policies map[string]Policy
 	clock    clock.Clock
 	logger   *slog.Logger
-	trusted  []netip.Prefix
 	failOpen bool
 	shadow   bool
-	status   int
 
 	mu     sync.Mutex
 	hints  map[string]int64 // storage key → last TAT seen (µs): picks the first branch
@@ -58,31 +78,29 @@ type Limiter struct {
 	allowed, denied, cachedDenies, shadowDenies, fallbacks, throttled, dbCalls atomic.Int64
 }
 
-// New builds the limiter from the config: RATE_LIMITS_TABLE, the two
-// policies, RATE_LIMIT_FAIL_MODE, RATE_LIMIT_SHADOW, RATE_LIMIT_STATUS,
-// TRUSTED_PROXY_CIDRS. db should be the platform's client, whose calls are
+// New builds the limiter. db should be the platform's client, whose calls are
 // bounded by DB_TIMEOUT and fail fast through store.Breaker during an outage.
-func New(db API, cfg config.Config, c clock.Clock, logger *slog.Logger) (*Limiter, error) {
-	policies, err := Policies(cfg)
-	if err != nil {
-		return nil, err
+func New(db API, s Settings, c clock.Clock, logger *slog.Logger) (*Limiter, error) {
+	if len(s.Policies) == 0 {
+		return nil, errors.New("rate limiter: no policies")
+	}
+	if c == nil {
+		c = clock.System{}
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	status := cfg.RateLimitStatus
-	if status != http.StatusServiceUnavailable {
-		status = http.StatusTooManyRequests
+	policies := make(map[string]Policy, len(s.Policies))
+	for _, p := range s.Policies {
+		policies[p.Name] = p
 	}
 	return &Limiter{
-		buckets:  dynamoBuckets{db: db, table: cfg.Tables.RateLimits},
+		buckets:  dynamoBuckets{db: db, table: s.Table},
 		policies: policies,
 		clock:    c,
 		logger:   logger,
-		trusted:  cfg.TrustedProxies,
-		failOpen: cfg.RateLimitFailMode != "closed",
-		shadow:   cfg.RateLimitShadow,
-		status:   status,
+		failOpen: s.FailOpen,
+		shadow:   s.Shadow,
 		hints:    map[string]int64{},
 		denies:   map[string]int64{},
 		local:    map[string]int64{},
@@ -104,24 +122,17 @@ func (l *Limiter) Stats() Stats {
 	}
 }
 
-// Limit decides one request under policy (httpapi.Limiter).
-func (l *Limiter) Limit(ctx context.Context, policy string, r *httpapi.Request) (httpapi.LimitResult, error) {
+// Limit decides one request of clientKey (see ClientKey) under the named policy.
+func (l *Limiter) Limit(ctx context.Context, policy, clientKey string) (Decision, error) {
 	p, ok := l.policies[policy]
 	if !ok {
-		return httpapi.LimitResult{}, fmt.Errorf("unknown rate limit policy %q", policy)
+		return Decision{}, fmt.Errorf("unknown rate limit policy %q", policy)
 	}
-	return l.Decide(ctx, p, StorageKey(p.Name, ClientKey(r, l.trusted)), loggerOf(r, l.logger))
+	return l.decide(ctx, p, StorageKey(p.Name, clientKey))
 }
 
-func loggerOf(r *httpapi.Request, def *slog.Logger) *slog.Logger {
-	if r != nil && r.Logger != nil {
-		return r.Logger
-	}
-	return def
-}
-
-// Decide decides one request of the bucket key (a StorageKey) under p.
-func (l *Limiter) Decide(ctx context.Context, p Policy, key string, log *slog.Logger) (httpapi.LimitResult, error) {
+// decide decides one request of the bucket key (a StorageKey) under p.
+func (l *Limiter) decide(ctx context.Context, p Policy, key string) (Decision, error) {
 	now := micros(l.clock.Now())
 
 	// A remembered deny is still true: other instances can only push the TAT
@@ -132,7 +143,7 @@ func (l *Limiter) Decide(ctx context.Context, p Policy, key string, log *slog.Lo
 	l.mu.Unlock()
 	if cached && now < until {
 		l.cachedDenies.Add(1)
-		return l.result(p, Decision{Allowed: false, TAT: until + p.Tau, Now: now}, key, log), nil
+		return l.verdict(ctx, p, Step{Allowed: false, TAT: until + p.Tau, Now: now}, key), nil
 	}
 
 	// DB_TIMEOUT bounds each call in the client, and the client's
@@ -145,57 +156,58 @@ func (l *Limiter) Decide(ctx context.Context, p Policy, key string, log *slog.Lo
 	case errors.Is(err, ErrContended):
 		// Both writes lost a race: refuse (never admit without a write), one T to retry.
 		l.denied.Add(1)
-		return l.result(p, Decision{Allowed: false, TAT: now + p.Tau + p.T, Now: now}, key, log), nil
+		return l.verdict(ctx, p, Step{Allowed: false, TAT: now + p.Tau + p.T, Now: now}, key), nil
 	case store.IsThrottled(err):
 		// A hot key: DynamoDB refuses writes to this one item. That is the
 		// client's own doing and no reason to open the gate for it.
 		l.throttled.Add(1)
-		log.WarnContext(ctx, "rate limit store throttled; refusing", "event", "ratelimit_throttled", "policy", p.Name, "key", logKey(key))
-		return l.result(p, Decision{Allowed: false, TAT: now + p.Tau + int64(time.Second/time.Microsecond), Now: now}, key, log), nil
+		l.logger.WarnContext(ctx, "rate limit store throttled; refusing", "event", "ratelimit_throttled", "policy", p.Name, "key", logKey(key))
+		return l.verdict(ctx, p, Step{Allowed: false, TAT: now + p.Tau + int64(time.Second/time.Microsecond), Now: now}, key), nil
 	case store.IsUnavailable(err):
-		return l.fallback(ctx, p, key, now, err, log)
+		return l.fallback(ctx, p, key, now, err), nil
 	default:
-		return httpapi.LimitResult{}, err
+		return Decision{}, err
 	}
 
 	l.mu.Lock()
 	l.remember(l.hints, key, out.TAT, now)
 	if !out.Allowed {
-		l.remember(l.denies, key, p.NextAdmission(out.Decision), now)
+		l.remember(l.denies, key, p.NextAdmission(out.Step), now)
 	}
 	l.mu.Unlock()
 	if out.Allowed {
 		l.allowed.Add(1)
-		return l.result(p, out.Decision, key, log), nil
+	} else {
+		l.denied.Add(1)
 	}
-	l.denied.Add(1)
-	return l.result(p, out.Decision, key, log), nil
+	return l.verdict(ctx, p, out.Step, key), nil
 }
 
 // fallback decides while DynamoDB cannot be reached: open admits through a
 // per-instance bucket of the same policy (so one instance still cannot admit
-// more than C + ⌊d/T⌋ for a client), closed answers 503.
-func (l *Limiter) fallback(ctx context.Context, p Policy, key string, now int64, cause error, log *slog.Logger) (httpapi.LimitResult, error) {
+// more than C + ⌊d/T⌋ for a client), closed refuses.
+func (l *Limiter) fallback(ctx context.Context, p Policy, key string, now int64, cause error) Decision {
 	n := l.fallbacks.Add(1)
 	mode := "closed"
 	if l.failOpen {
 		mode = "open"
 	}
-	log.WarnContext(ctx, "rate limit store unavailable; falling back",
+	l.logger.WarnContext(ctx, "rate limit store unavailable; falling back",
 		"event", "ratelimit_fallback", "mode", mode, "policy", p.Name, "key", logKey(key), "fallbacks", n, "err", cause)
 	if !l.failOpen {
-		if l.shadow {
-			return httpapi.LimitResult{}, nil
+		d := Decision{Policy: p.Name, Unavailable: true, Allowed: l.shadow, At: time.UnixMicro(now)}
+		if !l.shadow {
+			d.RetryAfter = FailClosedRetryAfter
 		}
-		return httpapi.LimitResult{Denied: true, Deny: httpapi.ServiceUnavailable(5 * time.Second)}, nil
+		return d
 	}
 	l.mu.Lock()
-	d := p.Step(l.local[key], now)
-	if d.Allowed {
-		l.remember(l.local, key, d.TAT, now)
+	s := p.Step(l.local[key], now)
+	if s.Allowed {
+		l.remember(l.local, key, s.TAT, now)
 	}
 	l.mu.Unlock()
-	return l.result(p, d, key, log), nil
+	return l.verdict(ctx, p, s, key)
 }
 
 // remember stores v under key in m (l.mu held), pruning entries that no
@@ -216,41 +228,23 @@ func (l *Limiter) remember(m map[string]int64, key string, v, now int64) {
 	m[key] = v
 }
 
-// result renders a decision as headers and, on a deny, the contract's error.
-// Shadow mode counts and logs a deny but lets the request through.
-func (l *Limiter) result(p Policy, d Decision, key string, log *slog.Logger) httpapi.LimitResult {
-	now := d.Now
-	reset := p.Reset(d)
-	remaining := p.Remaining(d)
-	untilReset := time.Duration(reset-now) * time.Microsecond
-	h := map[string]string{
-		"X-RateLimit-Limit":     strconv.Itoa(p.RPM),
-		"X-RateLimit-Remaining": strconv.Itoa(remaining),
-		"X-RateLimit-Reset":     strconv.FormatInt(ceilDiv(reset, 1000), 10), // epoch ms
-		"RateLimit-Policy":      fmt.Sprintf("%q;q=%d;w=%d", p.Name, p.RPM, int64(p.Window/time.Second)),
-		"RateLimit":             fmt.Sprintf("%q;r=%d;t=%d", p.Name, remaining, ceilDiv(int64(untilReset/time.Microsecond), 1_000_000)),
+// verdict turns a GCRA step into a Decision. Shadow mode counts and logs a
+// deny but lets the request through, still reporting the exhausted quota.
+func (l *Limiter) verdict(ctx context.Context, p Policy, s Step, key string) Decision {
+	reset := p.Reset(s)
+	d := Decision{
+		Policy: p.Name, Allowed: s.Allowed, Limit: p.RPM, Window: p.Window,
+		Remaining: p.Remaining(s), Reset: time.UnixMicro(reset), At: time.UnixMicro(s.Now),
 	}
-	if d.Allowed {
-		return httpapi.LimitResult{Headers: h}
+	if s.Allowed {
+		return d
 	}
-	retry := httpapi.CeilSeconds(untilReset)
 	if l.shadow {
 		l.shadowDenies.Add(1)
-		log.Info("rate limit would deny (shadow mode)", "event", "ratelimit_shadow_deny", "policy", p.Name, "key", logKey(key))
-		return httpapi.LimitResult{Headers: h}
+		l.logger.InfoContext(ctx, "rate limit would deny (shadow mode)", "event", "ratelimit_shadow_deny", "policy", p.Name, "key", logKey(key))
+		d.Allowed = true
+		return d
 	}
-	h["RateLimit"] = fmt.Sprintf("%q;r=0;t=%d", p.Name, retry)
-	e := httpapi.NewError(l.status, httpapi.CodeRateLimit, denyMessage).
-		WithHeader("Retry-After", strconv.FormatInt(retry, 10)).
-		WithExtra("retryAfter", retry).
-		WithExtra("severity", "low").
-		WithExtra("advice", denyAdvice)
-	return httpapi.LimitResult{Headers: h, Denied: true, Deny: e}
-}
-
-func ceilDiv(a, b int64) int64 {
-	if a <= 0 {
-		return a / b
-	}
-	return (a + b - 1) / b
+	d.RetryAfter = time.Duration(reset-s.Now) * time.Microsecond
+	return d
 }

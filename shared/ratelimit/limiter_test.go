@@ -24,6 +24,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/platform"
 	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
@@ -42,20 +43,54 @@ var small = map[string]string{
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)) }
 
 // newLimiter is one "instance": its own SDK client, its own caches.
-func newLimiter(t *testing.T, env *dynamotest.Env, c clock.Clock, opts ...func(*dynamodb.Options)) *ratelimit.Limiter {
+func newLimiter(t testing.TB, env *dynamotest.Env, c clock.Clock, opts ...func(*dynamodb.Options)) *lim {
 	t.Helper()
-	l, err := ratelimit.New(env.NewClient(t, opts...), env.Config, c, quiet())
+	return build(t, env.NewClient(t, opts...), env.Config, c, quiet())
+}
+
+// build makes a limiter from a function's configuration, as platform does.
+func build(t testing.TB, db ratelimit.API, cfg config.Config, c clock.Clock, logger *slog.Logger) *lim {
+	t.Helper()
+	s, err := platform.LimiterSettings(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l
+	l, err := ratelimit.New(db, s, c, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &lim{Limiter: l, status: cfg.RateLimitStatus}
 }
 
-func req(ip string) *httpapi.Request {
-	return &httpapi.Request{SourceIP: ip, Headers: map[string]string{}}
+// lim is a limiter seen as the request layer answers with it: its decision
+// rendered as headers and, on a refusal, the contract's error.
+type lim struct {
+	*ratelimit.Limiter
+	status int // RATE_LIMIT_STATUS
 }
 
-func limit(t *testing.T, l *ratelimit.Limiter, policy string, r *httpapi.Request) httpapi.LimitResult {
+// result is a decision as the request layer renders it.
+type result struct {
+	Headers map[string]string
+	Denied  bool
+	Deny    *httpapi.Error
+}
+
+func (l *lim) Limit(ctx context.Context, policy string, c client) (result, error) {
+	d, err := l.Limiter.Limit(ctx, policy, ratelimit.ClientKey(c.userID, ratelimit.ClientIP(c.ip, "", nil)))
+	if err != nil {
+		return result{}, err
+	}
+	h, deny := httpapi.LimitAnswer(d, l.status)
+	return result{Headers: h, Denied: deny != nil, Deny: deny}, nil
+}
+
+// client is who sends a request: an address, and a user when signed in.
+type client struct{ ip, userID string }
+
+func req(ip string) client { return client{ip: ip} }
+
+func limit(t *testing.T, l *lim, policy string, r client) result {
 	t.Helper()
 	res, err := l.Limit(context.Background(), policy, r)
 	if err != nil {
@@ -70,7 +105,7 @@ func TestDynamoMatchesReference(t *testing.T) {
 	env := dynamotest.New(t, "test", small)
 	fake := clock.NewFake(base)
 	var calls [2]store.CallCounter
-	ls := []*ratelimit.Limiter{newLimiter(t, env, fake, calls[0].Option()), newLimiter(t, env, fake, calls[1].Option())}
+	ls := []*lim{newLimiter(t, env, fake, calls[0].Option()), newLimiter(t, env, fake, calls[1].Option())}
 	p, _ := ls[0].Policy(ratelimit.PolicyFrontdoor)
 	rng := rand.New(rand.NewPCG(7, 9))
 	var tat int64
@@ -112,7 +147,7 @@ func TestExactAcrossInstances(t *testing.T) {
 	env := dynamotest.New(t, "test", small)
 	fake := clock.NewFake(base)
 	const instances = 6
-	ls := make([]*ratelimit.Limiter, instances)
+	ls := make([]*lim, instances)
 	for i := range ls {
 		ls[i] = newLimiter(t, env, fake)
 	}
@@ -264,7 +299,7 @@ func TestWeirdClientIDs(t *testing.T) {
 	ids := []string{strings.Repeat("x", 300), strings.Repeat("x", 301), "\x00\xff\xfe", "café", "cafe\u0301", "日本語🙂", "id with \"quotes\" and #hash"}
 	for _, id := range ids {
 		r := req("203.0.113.1")
-		r.Principal = &httpapi.Principal{UserID: id}
+		r.userID = id
 		for i := 0; i < p.Capacity(); i++ {
 			if limit(t, l, ratelimit.PolicyAPI, r).Denied {
 				t.Fatalf("id %q: request %d denied: buckets collide", id, i)
@@ -358,31 +393,28 @@ func TestUnknownPolicy(t *testing.T) {
 }
 
 // offline builds a limiter whose DynamoDB is the given endpoint.
-func offline(t *testing.T, endpoint string, extra map[string]string, opts ...func(*dynamodb.Options)) (*ratelimit.Limiter, *bytes.Buffer) {
+func offline(t *testing.T, endpoint string, extra map[string]string, opts ...func(*dynamodb.Options)) (*lim, *bytes.Buffer) {
 	l, logs, _ := offlineAt(t, endpoint, extra, opts...)
 	return l, logs
 }
 
-func offlineAt(t *testing.T, endpoint string, extra map[string]string, opts ...func(*dynamodb.Options)) (*ratelimit.Limiter, *bytes.Buffer, *clock.Fake) {
+func offlineAt(t *testing.T, endpoint string, extra map[string]string, opts ...func(*dynamodb.Options)) (*lim, *bytes.Buffer, *clock.Fake) {
 	t.Helper()
 	vars := apitest.Merge(small, map[string]string{"DYNAMODB_ENDPOINT": endpoint, "DB_TIMEOUT": "300", "AWS_REGION": "us-east-1"}, extra)
 	cfg, err := config.Load("test", func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fake := clock.NewFake(base)
 	// As platform.New builds it: the breaker outermost, on the injected clock.
 	opts = append([]func(*dynamodb.Options){store.NewBreaker(store.BreakerCooldown, fake.Now).Option()}, opts...)
-	client := store.NewDynamoDB(ac, cfg, append(opts, func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })...)
+	client := store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout, append(opts, func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })...)
 	var logs bytes.Buffer
-	l, err := ratelimit.New(client, cfg, fake, slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := build(t, client, cfg, fake, slog.New(slog.NewJSONHandler(&logs, nil)))
 	return l, &logs, fake
 }
 

@@ -44,7 +44,7 @@ type dynamoBuckets struct {
 
 // outcome is one decision made in DynamoDB and how many calls it took.
 type outcome struct {
-	Decision
+	Step
 	Calls int
 }
 
@@ -56,7 +56,7 @@ func (b *dynamoBuckets) decide(ctx context.Context, pk string, p Policy, now int
 	if hintTAT > now {
 		first = busy
 	}
-	out := outcome{Decision: Decision{Now: now}}
+	out := outcome{Step: Step{Now: now}}
 	br := first
 	for attempt := 0; attempt < 2; attempt++ {
 		out.Calls++

@@ -13,13 +13,18 @@ import (
 	"strings"
 
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/identity"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
 	"github.com/zenithfresh/zenith-serverless/shared/sessions"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
 // Path is the function's base path.
 const Path = "/api/sessions"
+
+// CodeConflict answers an end-all that lost a race with another change of the user.
+const CodeConflict = "CONFLICT"
 
 // Page sizes of the listings.
 const (
@@ -28,18 +33,13 @@ const (
 )
 
 type service struct {
-	d        *platform.Deps
 	sessions *sessions.Manager
-	users    *users.Store
+	identity *identity.Service
 }
 
 // New builds the session function's app on the shared dependencies.
 func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
-	mgr, ok := d.Sessions.(*sessions.Manager)
-	if !ok || mgr == nil {
-		mgr = sessions.New(d.DB, d.Config, d.Clock, d.Logger)
-	}
-	s := &service{d: d, sessions: mgr, users: users.New(d.DB, d.Config.Tables.Users, d.Clock, d.Logger)}
+	s := &service{sessions: d.Sessions, identity: d.Identity}
 	app := &httpapi.App{
 		Routes: []httpapi.Route{
 			{Method: http.MethodGet, Path: Path, Permission: httpapi.Authenticated, Handler: s.list},
@@ -136,7 +136,7 @@ func (s *service) list(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 		}
 		page, err = s.sessions.ListUser(ctx, target, q.Limit, q.Cursor)
 	}
-	if errors.Is(err, sessions.ErrBadCursor) {
+	if errors.Is(err, store.ErrBadCursor) {
 		return nil, httpapi.Validation("cursor is invalid")
 	}
 	if err != nil {
@@ -150,7 +150,7 @@ func (s *service) list(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 			CreatedAt:    users.ISO(sess.CreatedAt),
 			LastActivity: users.ISO(sess.LastActivity),
 			ExpiresAt:    users.ISO(sess.EffectiveExpiry(cfg)),
-			Current:      sess.Hash == p.SessionHash,
+			Current:      sess.Hash == p.Session.Hash,
 		}
 		if other {
 			v.UserID = sess.UserID
@@ -179,10 +179,10 @@ func (s *service) endOne(ctx context.Context, r *httpapi.Request) (*httpapi.Resp
 	if !sessions.ValidHandle(handle) {
 		return nil, sessionNotFound()
 	}
-	current, _ := p.Session.(*sessions.Session)
+	current := p.Session
 	hash, owner := "", ""
-	if handle == p.Handle && current != nil {
-		hash, owner = p.SessionHash, p.UserID
+	if handle == current.Handle {
+		hash, owner = current.Hash, p.UserID
 	} else {
 		var err error
 		hash, owner, err = s.sessions.Find(ctx, handle, p.UserID)
@@ -203,7 +203,7 @@ func (s *service) endOne(ctx context.Context, r *httpapi.Request) (*httpapi.Resp
 	// bump) is a 404 like an unknown one; Revoke deletes its item all the same.
 	var ended bool
 	var err error
-	if hash == p.SessionHash && current != nil {
+	if hash == current.Hash {
 		ended, err = s.sessions.RevokeValidated(ctx, current) // resolved in this request
 	} else {
 		ended, err = s.sessions.Revoke(ctx, hash, owner)
@@ -216,17 +216,14 @@ func (s *service) endOne(ctx context.Context, r *httpapi.Request) (*httpapi.Resp
 	}
 	r.Logger.InfoContext(ctx, "session ended", "audit", true, "event", "session.revoked", "actor", p.UserID, "target", owner, "handle", handle)
 	res := httpapi.JSON(http.StatusOK, map[string]any{"success": true, "message": "Session ended", "code": "SUCCESS"})
-	if hash == p.SessionHash && r.TokenSource == httpapi.TokenCookie {
-		res.Cookies = []string{clearCookie}
+	if hash == current.Hash && r.TokenSource == httpapi.TokenCookie {
+		res.Cookies = []string{httpapi.ClearSessionCookie}
 	}
 	return res, nil
 }
 
-const clearCookie = httpapi.SessionCookie + "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
-
-// endAll serves DELETE /api/sessions[?userId=]: moves the user's session
-// version on (which ends every session at once, even one the index has not
-// caught up with), then deletes the items.
+// endAll serves DELETE /api/sessions[?userId=]: the identity service ends
+// every session of the user at once.
 func (s *service) endAll(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
 	p := r.Principal
 	target := p.UserID
@@ -239,20 +236,18 @@ func (s *service) endAll(ctx context.Context, r *httpapi.Request) (*httpapi.Resp
 	if target != p.UserID && !p.Can(users.PermUserManagement) {
 		return nil, httpapi.Forbidden()
 	}
-	_, err := s.users.EndSessions(ctx, users.Actor{Username: p.UserID, RequestID: r.RequestID}, target)
-	if errors.Is(err, users.ErrNotFound) {
+	n, err := s.identity.EndAllSessions(ctx, users.Actor{Username: p.UserID, RequestID: r.RequestID}, target)
+	switch {
+	case errors.Is(err, users.ErrNotFound):
 		return nil, httpapi.NotFound("User not found")
-	}
-	if err != nil {
+	case errors.Is(err, users.ErrConflict):
+		return nil, httpapi.Conflict(CodeConflict, "The user was changed concurrently, please retry")
+	case err != nil:
 		return nil, err
-	}
-	n, err := s.sessions.DeleteAll(ctx, target)
-	if err != nil {
-		r.Logger.WarnContext(ctx, "deleting ended sessions failed", "user", target, "err", err)
 	}
 	res := httpapi.JSON(http.StatusOK, map[string]any{"success": true, "message": "All sessions ended", "code": "SUCCESS", "ended": n})
 	if target == p.UserID && r.TokenSource == httpapi.TokenCookie {
-		res.Cookies = []string{clearCookie}
+		res.Cookies = []string{httpapi.ClearSessionCookie}
 	}
 	return res, nil
 }

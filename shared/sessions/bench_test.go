@@ -18,7 +18,7 @@ func BenchmarkValidateLogic(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := New(nil, cfg, nil, nil)
+	m := newManager(nil, cfg, nil, nil)
 	tok, _ := NewToken("bench_user")
 	now := int64(4102444800000)
 	sessItem, _ := attributevalue.MarshalMap(&Session{

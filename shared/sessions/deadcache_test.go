@@ -22,7 +22,7 @@ import (
 func (f *fixture) counted(t *testing.T) (*Manager, *store.CallCounter) {
 	t.Helper()
 	calls := &store.CallCounter{}
-	return New(f.env.NewClient(t, calls.Option()), f.env.Config, f.clock, nil), calls
+	return newManager(f.env.NewClient(t, calls.Option()), f.env.Config, f.clock, nil), calls
 }
 
 // setUser writes fields of a user item directly, as an operator editing the
@@ -164,7 +164,7 @@ func TestNegativeCacheOnlyPermanent(t *testing.T) {
 	v := f.user(t, "lowered_ttl", users.RoleStaffTester)
 	long := f.env.Config
 	long.SessionTTL = 2 * time.Hour
-	longer := New(f.env.Client, long, f.clock, nil)
+	longer := newManager(f.env.Client, long, f.clock, nil)
 	tok2, _, err := longer.Create(ctx, v)
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +243,7 @@ func TestNegativeCacheNotOnError(t *testing.T) {
 	ctx := context.Background()
 	calls := &store.CallCounter{}
 	db := &flakyDB{Client: f.env.NewClient(t, calls.Option())}
-	m := New(db, f.env.Config, f.clock, nil)
+	m := newManager(db, f.env.Config, f.clock, nil)
 	tok, _ := NewToken("someone")
 	db.down.Store(true)
 	if _, _, err := m.Validate(ctx, tok); err == nil {

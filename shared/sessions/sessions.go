@@ -3,7 +3,8 @@
 // stored), carries its user id for the userId-index GSI, the user's session
 // version and role at login, and its idle and absolute expiry. Validation is
 // one strongly consistent BatchGetItem of the session and its user; expiry
-// is checked on every read, whatever DynamoDB's TTL sweep has done.
+// is checked on every read, whatever DynamoDB's TTL sweep has done
+// (docs/identity.md, Sessions).
 package sessions
 
 import (
@@ -16,12 +17,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
-	"github.com/zenithfresh/zenith-serverless/shared/config"
-	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
@@ -31,14 +31,14 @@ const UserIndex = "userId-index"
 
 // API is the part of the DynamoDB client this package uses.
 type API interface {
-	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	store.BatchGetAPI
+	store.BatchWriteAPI
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
-	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
-	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	dynamodb.QueryAPIClient
+	dynamodb.ScanAPIClient
 }
 
 // Session is a session item. Times are epoch milliseconds.
@@ -62,12 +62,13 @@ type Config struct {
 	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL
 }
 
-// ConfigFrom takes the lifetimes from the function's configuration.
-func ConfigFrom(cfg config.Config) Config {
-	return Config{IdleTTL: cfg.SessionTTL, MaxLifetime: cfg.SessionMaxLifetime, TouchInterval: cfg.SessionTouchInterval}
+// Tables names the tables a Manager reads.
+type Tables struct {
+	Sessions string // SESSIONS_TABLE
+	Users    string // USERS_TABLE, read with each session
 }
 
-// ExpiresAt is the session's effective expiry: the earlier of its idle and
+// EffectiveExpiry is the session's expiry: the earlier of its idle and
 // absolute expiry, each also bounded by the configuration in force now, so
 // lowering SESSION_TTL or SESSION_MAX_LIFETIME applies to existing sessions.
 func (s *Session) EffectiveExpiry(c Config) int64 {
@@ -79,8 +80,25 @@ func (s *Session) EffectiveExpiry(c Config) int64 {
 // Live reports whether the session has not expired at now (epoch ms).
 func (s *Session) Live(now int64, c Config) bool { return now < s.EffectiveExpiry(c) }
 
-// Manager creates, validates, lists and ends sessions. It is the
-// httpapi.SessionResolver of every function.
+// Principal is the caller behind a valid session, resolved once per request.
+type Principal struct {
+	UserID   string
+	Username string
+	Name     string
+	Role     string
+	// Permissions holds the role's boolean permissions by API.md name
+	// (systemMonitoring, userManagement, trafficControl, ...); shared, read only.
+	Permissions map[string]bool
+	Session     *Session
+}
+
+// Can reports whether the principal's role grants permission.
+func (p *Principal) Can(permission string) bool {
+	return p != nil && p.Permissions[permission]
+}
+
+// Manager creates, validates, lists and ends sessions. It resolves every
+// function's bearer and cookie tokens to a Principal.
 type Manager struct {
 	db         API
 	table      string
@@ -88,21 +106,25 @@ type Manager struct {
 	roles      *users.Roles
 	clock      clock.Clock
 	cfg        Config
+	cursors    store.Cursors
 	logger     *slog.Logger
 	dead       *deadSet // tokens whose session is dead for good (never a valid one)
 }
 
-// New returns a Manager over the configured tables.
-func New(db API, cfg config.Config, clk clock.Clock, logger *slog.Logger) *Manager {
+// New returns a Manager over the given tables; roles is the instance's role cache.
+func New(db API, t Tables, cfg Config, roles *users.Roles, clk clock.Clock, logger *slog.Logger) *Manager {
 	if clk == nil {
 		clk = clock.System{}
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
+	if roles == nil {
+		roles = users.NewRoles(db, t.Users, clk)
+	}
 	return &Manager{
-		db: db, table: cfg.Tables.Sessions, usersTable: cfg.Tables.Users,
-		roles: users.NewRoles(db, cfg.Tables.Users, clk), clock: clk, cfg: ConfigFrom(cfg), logger: logger,
+		db: db, table: t.Sessions, usersTable: t.Users,
+		roles: roles, clock: clk, cfg: cfg, logger: logger,
 		dead: newDeadSet(DeadCacheSize, DeadCacheTTL),
 	}
 }
@@ -112,6 +134,10 @@ func (m *Manager) Config() Config { return m.cfg }
 
 // Roles returns the manager's role cache.
 func (m *Manager) Roles() *users.Roles { return m.roles }
+
+func hashKey(hash string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: hash}}
+}
 
 // Create starts a session for u and returns its token (to hand to the
 // client once) and the stored record.
@@ -133,10 +159,15 @@ func (m *Manager) Create(ctx context.Context, u *users.User) (string, *Session, 
 	if err != nil {
 		return "", nil, fmt.Errorf("encode session: %w", err)
 	}
+	expr, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("pk"))).Build()
+	if err != nil {
+		return "", nil, fmt.Errorf("build session put: %w", err)
+	}
 	_, err = m.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           aws.String(m.table),
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		TableName:                aws.String(m.table),
+		Item:                     item,
+		ConditionExpression:      expr.Condition(),
+		ExpressionAttributeNames: expr.Names(),
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("put session: %w", err)
@@ -149,7 +180,7 @@ func (m *Manager) Create(ctx context.Context, u *users.User) (string, *Session, 
 // has moved their session version on. One strongly consistent BatchGetItem,
 // plus at most one conditional write per touch interval. A token found dead
 // for good is remembered in the instance's negative cache, and its next
-// presentations cost no call (see deadcache.go); a store error is never
+// presentations cost no call (deadcache.go); a store error is never
 // remembered, nor is a valid session.
 func (m *Manager) Validate(ctx context.Context, token string) (*Session, *users.User, error) {
 	userID, ok := ParseToken(token)
@@ -199,25 +230,8 @@ const (
 )
 
 // check decides from the two items alone whether the session is valid now,
-// and whether a rejection is permanent. Permanent, so remembered:
-//   - no session item: an item's key is the hash of a fresh random token that
-//     is handed out only after its conditional put succeeded, and a deleted
-//     item is never written again;
-//   - an item of another user id: an item's userId never changes;
-//   - an older session version than the user's: versions only go up (one
-//     per role, password or active change or end-all, under a rev condition);
-//     this covers deactivated users, since deactivation and re-activation
-//     each move the version on;
-//   - absolutely expired: createdAt and expiresAt are never rewritten;
-//   - idle-expired for more than ClockSkew by the stored idleExpiresAt: the
-//     touch is conditional on idleExpiresAt > now, so no instance can slide
-//     it any more.
-//
-// Not permanent, so not remembered: a missing user (users are never deleted;
-// only a hand edit gets here), a session version above the user's, an
-// inactive user of the session's own version (both hand edits), and an idle
-// expiry that only this instance's lower SESSION_TTL decides, or that is
-// within ClockSkew (another instance may still see the session live).
+// and whether a rejection is permanent (so remembered in the negative cache).
+// docs/identity.md ("The negative cache") says why each case is or is not.
 func (m *Manager) check(userID string, sessItem, userItem map[string]types.AttributeValue, now int64) (*Session, *users.User, verdict, error) {
 	if sessItem == nil {
 		return nil, nil, dead, nil
@@ -260,31 +274,47 @@ func (m *Manager) expiredForGood(s *Session, now int64) bool {
 		now >= s.IdleExpiresAt+ClockSkew.Milliseconds()
 }
 
-// expireEnded marks a session ended by a session-version bump as expired in
-// its item (idle expiry and ttl set to now), for a session whose item the
-// end-all cleanup missed (its index entry lagged, a login raced the bump, or
-// the cleanup failed). It then leaves Count at once and is swept by TTL. An
-// UpdateItem, which every function may already do on the sessions table (the
-// touch), not a delete. Best effort: the session is rejected whatever happens.
-func (m *Manager) expireEnded(ctx context.Context, s *Session, now int64) {
-	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(m.table),
-		Key:                      map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: s.Hash}},
-		UpdateExpression:         aws.String("SET idleExpiresAt = :now, #ttl = :ttl"),
-		ConditionExpression:      aws.String("attribute_exists(pk) AND sessionVersion = :sv AND idleExpiresAt > :now"),
-		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": store.Num(now), ":ttl": store.Num(ceilSeconds(now)), ":sv": store.Num(s.SessionVersion),
-		},
+// update runs one conditional UpdateItem on a session item.
+func (m *Manager) update(ctx context.Context, hash string, upd expression.UpdateBuilder, cond expression.ConditionBuilder) error {
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	if err != nil {
+		return fmt.Errorf("build session update: %w", err)
+	}
+	_, err = m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(m.table),
+		Key:                       hashKey(hash),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	})
-	if err != nil && !store.IsConditionFailed(err) {
+	return err
+}
+
+// sameSessionLive is the condition every write to a possibly expired or
+// revoked session item carries, so it cannot bring the item back to life.
+func sameSessionLive(s *Session, now int64) expression.ConditionBuilder {
+	return expression.AttributeExists(expression.Name("pk")).
+		And(expression.Name("sessionVersion").Equal(expression.Value(s.SessionVersion))).
+		And(expression.Name("idleExpiresAt").GreaterThan(expression.Value(now)))
+}
+
+// expireEnded marks a session ended by a session-version bump as expired in
+// its item (idle expiry and ttl set to now), for an item the end-all cleanup
+// missed, so it leaves Count at once and TTL sweeps it. An UpdateItem, which
+// every function may already do on the sessions table (the touch), not a
+// delete. Best effort: the session is rejected whatever happens.
+func (m *Manager) expireEnded(ctx context.Context, s *Session, now int64) {
+	upd := expression.Set(expression.Name("idleExpiresAt"), expression.Value(now)).
+		Set(expression.Name("ttl"), expression.Value(ceilSeconds(now)))
+	if err := m.update(ctx, s.Hash, upd, sameSessionLive(s, now)); err != nil && !store.IsConditionFailed(err) {
 		m.logger.WarnContext(ctx, "expiring an ended session failed", "handle", s.Handle, "err", err)
 	}
 }
 
 func (m *Manager) read(ctx context.Context, hash, userID string) (sess, user map[string]types.AttributeValue, err error) {
 	items, err := store.BatchGet(ctx, m.db, map[string][]map[string]types.AttributeValue{
-		m.table:      {{"pk": &types.AttributeValueMemberS{Value: hash}}},
+		m.table:      {hashKey(hash)},
 		m.usersTable: {users.Key(userID)},
 	})
 	if err != nil {
@@ -300,24 +330,19 @@ func (m *Manager) read(ctx context.Context, hash, userID string) (sess, user map
 }
 
 // touch slides the idle expiry. The condition keeps it from bringing back a
-// session that expired, was deleted or was revoked meanwhile; a failed touch
-// does not fail the request that was valid when read.
+// session that expired, was deleted or was revoked meanwhile, and
+// (lastActivity = what was read) makes concurrent instances write once per
+// interval; a failed touch does not fail the request that was valid when read.
 func (m *Manager) touch(ctx context.Context, s *Session, now int64) {
 	idle := min(now+m.cfg.IdleTTL.Milliseconds(), s.ExpiresAt)
 	ttl := ceilSeconds(min(idle, s.ExpiresAt))
-	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        aws.String(m.table),
-		Key:              map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: s.Hash}},
-		UpdateExpression: aws.String("SET lastActivity = :now, idleExpiresAt = :idle, #ttl = :ttl"),
-		// lastActivity = :seen also makes concurrent instances write once per interval.
-		ConditionExpression: aws.String("attribute_exists(pk) AND sessionVersion = :sv AND idleExpiresAt > :now " +
-			"AND expiresAt > :now AND lastActivity = :seen"),
-		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": store.Num(now), ":idle": store.Num(idle), ":ttl": store.Num(ttl), ":sv": store.Num(s.SessionVersion), ":seen": store.Num(s.LastActivity),
-		},
-	})
-	if err != nil {
+	upd := expression.Set(expression.Name("lastActivity"), expression.Value(now)).
+		Set(expression.Name("idleExpiresAt"), expression.Value(idle)).
+		Set(expression.Name("ttl"), expression.Value(ttl))
+	cond := sameSessionLive(s, now).
+		And(expression.Name("expiresAt").GreaterThan(expression.Value(now))).
+		And(expression.Name("lastActivity").Equal(expression.Value(s.LastActivity)))
+	if err := m.update(ctx, s.Hash, upd, cond); err != nil {
 		if !store.IsConditionFailed(err) {
 			m.logger.WarnContext(ctx, "session touch failed", "handle", s.Handle, "err", err)
 		}
@@ -326,9 +351,9 @@ func (m *Manager) touch(ctx context.Context, s *Session, now int64) {
 	s.LastActivity, s.IdleExpiresAt, s.TTL = now, idle, ttl
 }
 
-// Resolve implements httpapi.SessionResolver: the caller's principal, with
-// the permissions of the user's stored role (roles cached at most 60 s).
-func (m *Manager) Resolve(ctx context.Context, token string) (*httpapi.Principal, error) {
+// Resolve is the caller's principal for token, with the permissions of the
+// user's stored role (roles cached at most 60 s); nil for no valid session.
+func (m *Manager) Resolve(ctx context.Context, token string) (*Principal, error) {
 	s, u, err := m.Validate(ctx, token)
 	if err != nil || s == nil {
 		return nil, err
@@ -337,10 +362,7 @@ func (m *Manager) Resolve(ctx context.Context, token string) (*httpapi.Principal
 	if err != nil {
 		return nil, err
 	}
-	return &httpapi.Principal{
-		UserID: u.ID, Username: u.Username, Name: u.Name, Role: u.Role,
-		SessionHash: s.Hash, Handle: s.Handle, Permissions: perms, Session: s,
-	}, nil
+	return &Principal{UserID: u.ID, Username: u.Username, Name: u.Name, Role: u.Role, Permissions: perms, Session: s}, nil
 }
 
 // Revoke deletes the session with the given hash if it belongs to userID
@@ -384,11 +406,17 @@ func (m *Manager) RevokeValidated(ctx context.Context, s *Session) (bool, error)
 // userID and returns it; nil when there was none. The deleted token goes
 // into the negative cache: it can never be valid again.
 func (m *Manager) deleteOwned(ctx context.Context, hash, userID string) (*Session, error) {
+	cond := expression.AttributeExists(expression.Name("pk")).And(expression.Name("userId").Equal(expression.Value(userID)))
+	expr, err := expression.NewBuilder().WithCondition(cond).Build()
+	if err != nil {
+		return nil, fmt.Errorf("build session delete: %w", err)
+	}
 	out, err := m.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(m.table),
-		Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: hash}},
-		ConditionExpression:       aws.String("attribute_exists(pk) AND userId = :u"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: userID}},
+		Key:                       hashKey(hash),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		ReturnValues:              types.ReturnValueAllOld,
 	})
 	if store.IsConditionFailed(err) {
@@ -425,68 +453,69 @@ type Page struct {
 }
 
 // ErrBadCursor is returned for a cursor this service did not issue.
-var ErrBadCursor = users.ErrBadCursor
+var ErrBadCursor = store.ErrBadCursor
+
+// byUser is the key condition of one user's entries in the GSI.
+func byUser(userID string) (expression.Expression, error) {
+	expr, err := expression.NewBuilder().WithKeyCondition(expression.Key("userId").Equal(expression.Value(userID))).Build()
+	if err != nil {
+		return expr, fmt.Errorf("build session index query: %w", err)
+	}
+	return expr, nil
+}
 
 // ListUser returns a page of the live sessions of userID: the GSI gives the
 // keys (a page may be short), one BatchGetItem gives the items and the user,
 // so sessions of an older session version are left out.
 func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor string) (Page, error) {
-	fields, err := users.DecodeCursorFields(cursor, "pk", "userId")
+	start, err := m.cursors.Decode(cursor,
+		store.KeyField{Name: "pk", Valid: validHash},
+		store.KeyField{Name: "userId", Valid: func(v string) bool { return v == userID }})
 	if err != nil {
 		return Page{}, err
 	}
-	in := &dynamodb.QueryInput{
+	expr, err := byUser(userID)
+	if err != nil {
+		return Page{}, err
+	}
+	out, err := m.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(m.table),
 		IndexName:                 aws.String(UserIndex),
-		KeyConditionExpression:    aws.String("userId = :u"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: userID}},
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		Limit:                     aws.Int32(int32(limit)),
-	}
-	if fields != nil {
-		if fields["userId"] != userID || !validHash(fields["pk"]) {
-			return Page{}, ErrBadCursor
-		}
-		in.ExclusiveStartKey = map[string]types.AttributeValue{
-			"pk":     &types.AttributeValueMemberS{Value: fields["pk"]},
-			"userId": &types.AttributeValueMemberS{Value: userID},
-		}
-	}
-	out, err := m.db.Query(ctx, in)
+		ExclusiveStartKey:         start,
+	})
 	if err != nil {
 		return Page{}, fmt.Errorf("list sessions: %w", err)
 	}
 	hashes := make([]string, 0, len(out.Items))
 	for _, it := range out.Items {
-		if s, ok := it["pk"].(*types.AttributeValueMemberS); ok {
-			hashes = append(hashes, s.Value)
+		if h := store.String(it["pk"]); h != "" {
+			hashes = append(hashes, h)
 		}
 	}
 	page, err := m.load(ctx, hashes, []string{userID})
 	if err != nil {
 		return Page{}, err
 	}
-	page.Cursor = users.EncodeCursor(out.LastEvaluatedKey)
+	page.Cursor = m.cursors.Encode(out.LastEvaluatedKey)
 	return page, nil
 }
 
 // ListAll returns a page of every user's live sessions (a scan; a page may be short).
 func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, error) {
-	fields, err := users.DecodeCursorFields(cursor, "pk")
+	start, err := m.cursors.Decode(cursor, store.KeyField{Name: "pk", Valid: validHash})
 	if err != nil {
 		return Page{}, err
 	}
-	in := &dynamodb.ScanInput{
-		TableName:      aws.String(m.table),
-		Limit:          aws.Int32(int32(limit)),
-		ConsistentRead: aws.Bool(true),
-	}
-	if fields != nil {
-		if !validHash(fields["pk"]) {
-			return Page{}, ErrBadCursor
-		}
-		in.ExclusiveStartKey = map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: fields["pk"]}}
-	}
-	out, err := m.db.Scan(ctx, in)
+	out, err := m.db.Scan(ctx, &dynamodb.ScanInput{
+		TableName:         aws.String(m.table),
+		Limit:             aws.Int32(int32(limit)),
+		ConsistentRead:    aws.Bool(true),
+		ExclusiveStartKey: start,
+	})
 	if err != nil {
 		return Page{}, fmt.Errorf("list all sessions: %w", err)
 	}
@@ -508,7 +537,7 @@ func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, 
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Users: us, Cursor: users.EncodeCursor(out.LastEvaluatedKey)}
+	page := Page{Users: us, Cursor: m.cursors.Encode(out.LastEvaluatedKey)}
 	now := m.clock.Now().UnixMilli()
 	for _, s := range list {
 		if m.current(s, us[s.UserID], now) {
@@ -527,7 +556,7 @@ func (m *Manager) current(s *Session, u *users.User, now int64) bool {
 func (m *Manager) load(ctx context.Context, hashes, userIDs []string) (Page, error) {
 	keys := map[string][]map[string]types.AttributeValue{}
 	for _, h := range hashes {
-		keys[m.table] = append(keys[m.table], map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}})
+		keys[m.table] = append(keys[m.table], hashKey(h))
 	}
 	for _, id := range userIDs {
 		keys[m.usersTable] = append(keys[m.usersTable], users.Key(id))
@@ -571,29 +600,30 @@ func (m *Manager) loadUsers(ctx context.Context, ids []string) (map[string]*user
 
 // hashesOf returns the keys of every session of userID from the GSI.
 func (m *Manager) hashesOf(ctx context.Context, userID string) ([]string, error) {
+	expr, err := byUser(userID)
+	if err != nil {
+		return nil, err
+	}
+	p := dynamodb.NewQueryPaginator(m.db, &dynamodb.QueryInput{
+		TableName:                 aws.String(m.table),
+		IndexName:                 aws.String(UserIndex),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
 	var hashes []string
-	var start map[string]types.AttributeValue
-	for {
-		out, err := m.db.Query(ctx, &dynamodb.QueryInput{
-			TableName:                 aws.String(m.table),
-			IndexName:                 aws.String(UserIndex),
-			KeyConditionExpression:    aws.String("userId = :u"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: userID}},
-			ExclusiveStartKey:         start,
-		})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list sessions: %w", err)
 		}
 		for _, it := range out.Items {
-			if s, ok := it["pk"].(*types.AttributeValueMemberS); ok {
-				hashes = append(hashes, s.Value)
+			if h := store.String(it["pk"]); h != "" {
+				hashes = append(hashes, h)
 			}
 		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return hashes, nil
-		}
-		start = out.LastEvaluatedKey
 	}
+	return hashes, nil
 }
 
 // Find returns the hash and owner of the session with the given public
@@ -616,30 +646,33 @@ func (m *Manager) Find(ctx context.Context, handle, owner string) (hash, userID 
 		}
 		return "", "", nil
 	}
-	var start map[string]types.AttributeValue
-	for {
-		out, err := m.db.Scan(ctx, &dynamodb.ScanInput{
-			TableName:                 aws.String(m.table),
-			FilterExpression:          aws.String("handle = :h"),
-			ProjectionExpression:      aws.String("pk, userId"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: handle}},
-			ExclusiveStartKey:         start,
-		})
+	expr, err := expression.NewBuilder().
+		WithFilter(expression.Name("handle").Equal(expression.Value(handle))).
+		WithProjection(expression.NamesList(expression.Name("pk"), expression.Name("userId"))).
+		Build()
+	if err != nil {
+		return "", "", fmt.Errorf("build session find: %w", err)
+	}
+	p := dynamodb.NewScanPaginator(m.db, &dynamodb.ScanInput{
+		TableName:                 aws.String(m.table),
+		FilterExpression:          expr.Filter(),
+		ProjectionExpression:      expr.Projection(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
 		if err != nil {
 			return "", "", fmt.Errorf("find session: %w", err)
 		}
 		for _, it := range out.Items {
-			h, _ := it["pk"].(*types.AttributeValueMemberS)
-			u, _ := it["userId"].(*types.AttributeValueMemberS)
-			if h != nil && u != nil && HandleOf(h.Value) == handle {
-				return h.Value, u.Value, nil
+			h, u := store.String(it["pk"]), store.String(it["userId"])
+			if h != "" && u != "" && HandleOf(h) == handle {
+				return h, u, nil
 			}
 		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return "", "", nil
-		}
-		start = out.LastEvaluatedKey
 	}
+	return "", "", nil
 }
 
 // DeleteAll deletes every session item of userID and returns how many were
@@ -652,9 +685,7 @@ func (m *Manager) DeleteAll(ctx context.Context, userID string) (int, error) {
 	}
 	reqs := make([]types.WriteRequest, 0, len(hashes))
 	for _, h := range hashes {
-		reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{
-			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: h}},
-		}})
+		reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: hashKey(h)}})
 	}
 	if err := store.BatchWrite(ctx, m.db, m.table, reqs); err != nil {
 		return 0, fmt.Errorf("delete sessions: %w", err)
@@ -665,44 +696,43 @@ func (m *Manager) DeleteAll(ctx context.Context, userID string) (int, error) {
 // maxCountPages bounds the scan behind Count; past it the count is approximate.
 const maxCountPages = 20
 
-// Count returns the number of unexpired session items of all users: those
-// live by the same expiry rule as validation (both stored expiries, each also
-// bounded by the configuration in force). It does not read users, so it also
-// counts a session already ended by a session-version bump whose item is
-// still there: end-all, a role, password or active change and deactivation
-// delete the items right after the bump, and Validate marks any item they
-// missed as expired the first time its token is presented, so such an item
-// is counted at most until then or until its idle expiry (docs/identity.md).
+// Count returns the number of unexpired session items of all users, by the
+// same expiry rule as validation (both stored expiries, each bounded by the
+// configuration in force). It does not read users; docs/identity.md
+// (GET /api/sessions/count) says how long an ended session's item can still
+// be counted.
 // A Select COUNT scan; approximate when it stopped after maxCountPages pages,
 // the count then being that of the pages read.
 func (m *Manager) Count(ctx context.Context) (int, bool, error) {
 	now := m.clock.Now().UnixMilli()
-	values := map[string]types.AttributeValue{
-		":now":     store.Num(now),
-		":idleCut": store.Num(now - m.cfg.IdleTTL.Milliseconds()),
-		":absCut":  store.Num(now - m.cfg.MaxLifetime.Milliseconds()),
+	// now < min(idleExpiresAt, lastActivity+SESSION_TTL, expiresAt, createdAt+SESSION_MAX_LIFETIME)
+	filter := expression.Name("expiresAt").GreaterThan(expression.Value(now)).
+		And(expression.Name("idleExpiresAt").GreaterThan(expression.Value(now))).
+		And(expression.Name("lastActivity").GreaterThan(expression.Value(now - m.cfg.IdleTTL.Milliseconds()))).
+		And(expression.Name("createdAt").GreaterThan(expression.Value(now - m.cfg.MaxLifetime.Milliseconds())))
+	expr, err := expression.NewBuilder().WithFilter(filter).Build()
+	if err != nil {
+		return 0, false, fmt.Errorf("build session count: %w", err)
 	}
-	var start map[string]types.AttributeValue
+	p := dynamodb.NewScanPaginator(m.db, &dynamodb.ScanInput{
+		TableName:                 aws.String(m.table),
+		Select:                    types.SelectCount,
+		FilterExpression:          expr.Filter(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
 	total := 0
-	for page := 0; page < maxCountPages; page++ {
-		out, err := m.db.Scan(ctx, &dynamodb.ScanInput{
-			TableName: aws.String(m.table),
-			Select:    types.SelectCount,
-			// now < min(idleExpiresAt, lastActivity+SESSION_TTL, expiresAt, createdAt+SESSION_MAX_LIFETIME)
-			FilterExpression:          aws.String("expiresAt > :now AND idleExpiresAt > :now AND lastActivity > :idleCut AND createdAt > :absCut"),
-			ExpressionAttributeValues: values,
-			ExclusiveStartKey:         start,
-		})
+	for page := 0; p.HasMorePages(); page++ {
+		if page == maxCountPages {
+			return total, true, nil
+		}
+		out, err := p.NextPage(ctx)
 		if err != nil {
 			return 0, false, fmt.Errorf("count sessions: %w", err)
 		}
 		total += int(out.Count)
-		if len(out.LastEvaluatedKey) == 0 {
-			return total, false, nil
-		}
-		start = out.LastEvaluatedKey
 	}
-	return total, true, nil
+	return total, false, nil
 }
 
 func validHash(s string) bool {

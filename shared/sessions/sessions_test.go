@@ -13,11 +13,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
 var epoch = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newManager builds a Manager from a function's configuration, as platform does.
+func newManager(db API, cfg config.Config, clk clock.Clock, logger *slog.Logger) *Manager {
+	return New(db, Tables{Sessions: cfg.Tables.Sessions, Users: cfg.Tables.Users},
+		Config{IdleTTL: cfg.SessionTTL, MaxLifetime: cfg.SessionMaxLifetime, TouchInterval: cfg.SessionTouchInterval}, nil, clk, logger)
+}
 
 type fixture struct {
 	env   *dynamotest.Env
@@ -31,7 +38,7 @@ func newFixture(t *testing.T, overrides map[string]string) *fixture {
 	env := dynamotest.New(t, "session", overrides)
 	fake := clock.NewFake(epoch)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := &fixture{env: env, clock: fake, mgr: New(env.Client, env.Config, fake, logger), users: users.New(env.Client, env.Tables.Users, fake, logger)}
+	f := &fixture{env: env, clock: fake, mgr: newManager(env.Client, env.Config, fake, logger), users: users.New(env.Client, env.Tables.Users, fake, logger)}
 	if err := f.users.Roles().Seed(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +128,7 @@ func TestLoweredConfigApplies(t *testing.T) {
 	tok, _, _ := f.mgr.Create(ctx, u)
 	cfg := f.env.Config
 	cfg.SessionTTL = time.Hour
-	m2 := New(f.env.Client, cfg, f.clock, nil)
+	m2 := newManager(f.env.Client, cfg, f.clock, nil)
 	f.clock.Advance(61 * time.Minute)
 	if s, _, _ := m2.Validate(ctx, tok); s != nil {
 		t.Fatal("a lowered SESSION_TTL did not apply to an existing session")
@@ -207,7 +214,7 @@ func TestTouchOncePerInterval(t *testing.T) {
 	ctx := context.Background()
 	u := f.user(t, "twice", users.RoleStaffTester)
 	tok, _, _ := f.mgr.Create(ctx, u)
-	other := New(f.env.Client, f.env.Config, f.clock, nil)
+	other := newManager(f.env.Client, f.env.Config, f.clock, nil)
 	f.clock.Advance(61 * time.Second)
 	// Both read the same lastActivity; only the first write applies.
 	s1, _, _ := f.mgr.Validate(ctx, tok)
@@ -303,7 +310,7 @@ func TestCountAppliesConfig(t *testing.T) {
 	} {
 		cfg := f.env.Config
 		cfg.SessionTTL, cfg.SessionMaxLifetime = tc.idle, tc.total
-		m := New(f.env.Client, cfg, f.clock, nil)
+		m := newManager(f.env.Client, cfg, f.clock, nil)
 		n, _, err := m.Count(ctx)
 		if s, _, _ := m.Validate(ctx, tok); err != nil || n != tc.want || (s != nil) != (tc.want == 1) {
 			t.Errorf("%s: count %d (err %v), valid %v; want %d", tc.name, n, err, s != nil, tc.want)

@@ -27,7 +27,7 @@ func adminClient(t *testing.T, endpoint string, extra ...func(*dynamodb.Options)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}

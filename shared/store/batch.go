@@ -15,6 +15,30 @@ import (
 // Items are DynamoDB items by table name.
 type Items map[string][]map[string]types.AttributeValue
 
+// Keys are item keys by table name.
+type Keys = map[string][]map[string]types.AttributeValue
+
+// Find returns the item of table whose key attributes equal key's (string
+// attributes, as every key here is), or nil.
+func (it Items) Find(table string, key map[string]types.AttributeValue) map[string]types.AttributeValue {
+	for _, item := range it[table] {
+		if sameKey(item, key) {
+			return item
+		}
+	}
+	return nil
+}
+
+func sameKey(item, key map[string]types.AttributeValue) bool {
+	for name, v := range key {
+		want, ok := v.(*types.AttributeValueMemberS)
+		if !ok || String(item[name]) != want.Value {
+			return false
+		}
+	}
+	return len(key) > 0
+}
+
 // BatchGetAPI is the part of the client BatchGet uses.
 type BatchGetAPI interface {
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
@@ -31,7 +55,7 @@ const batchRetries = 4
 
 // BatchGet reads the keys of any tables with strong consistency, at most 100
 // keys a call, retrying unprocessed keys with a short backoff. Usually one call.
-func BatchGet(ctx context.Context, db BatchGetAPI, keys map[string][]map[string]types.AttributeValue) (Items, error) {
+func BatchGet(ctx context.Context, db BatchGetAPI, keys Keys) (Items, error) {
 	type ref struct {
 		table string
 		key   map[string]types.AttributeValue

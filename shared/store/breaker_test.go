@@ -50,11 +50,11 @@ func breakerClient(t *testing.T, url string, b *store.Breaker) *dynamodb.Client 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.NewDynamoDB(ac, cfg, b.Option(), func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
+	return store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout, b.Option(), func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
 }
 
 func getItem(ctx context.Context, c *dynamodb.Client) error {

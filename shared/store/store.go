@@ -20,16 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
-
-	"github.com/zenithfresh/zenith-serverless/shared/config"
 )
 
-// LoadAWS loads the AWS configuration for cfg. With DYNAMODB_ENDPOINT set (the
-// local stack) it uses fixed dummy credentials, so nothing reaches for a real
-// account or the instance metadata service.
-func LoadAWS(ctx context.Context, cfg config.Config) (aws.Config, error) {
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(cfg.Region)}
-	if cfg.DynamoDBEndpoint != "" {
+// LoadAWS loads the AWS configuration for region. With a DynamoDB endpoint
+// override (the local stack) it uses fixed dummy credentials, so nothing
+// reaches for a real account or the instance metadata service.
+func LoadAWS(ctx context.Context, region, endpoint string) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+	if endpoint != "" {
 		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
 	}
 	ac, err := awsconfig.LoadDefaultConfig(ctx, opts...)
@@ -40,13 +38,12 @@ func LoadAWS(ctx context.Context, cfg config.Config) (aws.Config, error) {
 }
 
 // NewDynamoDB builds the DynamoDB client: the endpoint override and its
-// checksum quirk only when DYNAMODB_ENDPOINT is set, and every operation
-// (retries included) bounded by DB_TIMEOUT.
-func NewDynamoDB(ac aws.Config, cfg config.Config, extra ...func(*dynamodb.Options)) *dynamodb.Client {
-	timeout := cfg.DBTimeout
+// checksum quirk only when endpoint (DYNAMODB_ENDPOINT) is set, and every
+// operation (retries included) bounded by timeout (DB_TIMEOUT).
+func NewDynamoDB(ac aws.Config, endpoint string, timeout time.Duration, extra ...func(*dynamodb.Options)) *dynamodb.Client {
 	opts := []func(*dynamodb.Options){func(o *dynamodb.Options) {
-		if cfg.DynamoDBEndpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.DynamoDBEndpoint)
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
 			// DynamoDB Local answers some errors with a CRC32 that does not
 			// match the body; never disable this against AWS.
 			o.DisableValidateResponseChecksum = true

@@ -26,11 +26,11 @@ func client(t *testing.T, endpoint, timeoutMs string) *dynamodb.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.NewDynamoDB(ac, cfg)
+	return store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout)
 }
 
 func TestUnreachableStoreIsUnavailable(t *testing.T) {
@@ -215,11 +215,11 @@ func TestChecksumQuirkOnlyWithEndpointOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	real := store.NewDynamoDB(ac, cfg).Options()
+	real := store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout).Options()
 	if real.DisableValidateResponseChecksum || real.BaseEndpoint != nil {
 		t.Errorf("AWS client: checksum validation disabled=%v endpoint=%v", real.DisableValidateResponseChecksum, real.BaseEndpoint)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
+	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
 	"github.com/zenithfresh/zenith-serverless/shared/trafficapi"
 )
 
@@ -61,11 +62,11 @@ func FuzzStatusQuery(f *testing.F) {
 		policy := trafficapi.PolicyFor(&httpapi.Request{Method: method, Path: path, Query: q})
 		frontPath := method == http.MethodGet && strings.Trim(path, "/") == "api/traffic-manager"
 		switch {
-		case !frontPath && policy != httpapi.PolicyAPI:
+		case !frontPath && policy != ratelimit.PolicyAPI:
 			t.Fatalf("%s %s: policy %q, want api", method, path, policy)
 		case frontPath && (policy == httpapi.PolicyNone) != (err == nil && status):
 			t.Fatalf("status %q: policy %q but parsed %v, %v", v, policy, status, err)
-		case frontPath && policy != httpapi.PolicyNone && policy != httpapi.PolicyFrontdoor:
+		case frontPath && policy != httpapi.PolicyNone && policy != ratelimit.PolicyFrontdoor:
 			t.Fatalf("front door policy %q", policy)
 		}
 	})

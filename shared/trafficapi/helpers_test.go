@@ -46,7 +46,7 @@ func seedIdentity(t *testing.T, env *dynamotest.Env, c clock.Clock) identity {
 	if err := us.Roles().Seed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sm := sessions.New(env.Client, env.Config, c, logger)
+	sm := sessions.New(env.Client, platform.SessionTables(env.Config), platform.SessionConfig(env.Config), us.Roles(), c, logger)
 	var id identity
 	for _, u := range []struct {
 		name, role string

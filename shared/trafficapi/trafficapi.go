@@ -6,6 +6,7 @@ package trafficapi
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,18 +14,15 @@ import (
 	"time"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
-	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/load"
-	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
+	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
+	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
 // Path is the function's one route.
 const Path = "/api/traffic-manager"
-
-// PermissionTrafficControl guards the load override.
-const PermissionTrafficControl = "trafficControl"
 
 // CodeInvalidParameter answers a bad ?status=.
 const CodeInvalidParameter = "INVALID_PARAMETER"
@@ -47,24 +45,27 @@ const (
 )
 
 type handler struct {
-	cfg       config.Config
 	clock     clock.Clock
 	random    clock.Random
 	meter     *load.Meter
 	overrides *load.Overrides
+	shedding  load.Shedding
+	frontdoor ratelimit.Policy // reported by status=true
 }
 
 // New builds the traffic-manager function's app on the shared dependencies.
 func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
-	cfg := d.Config
-	counters := metrics.NewCounters(d.DB, cfg.Tables.Metrics, cfg.MetricShards, d.Clock)
-	overrides := load.NewOverrides(d.DB, cfg.Tables.LoadOverrides, cfg.LoadOverrideTTL, d.Clock)
+	frontdoor, ok := d.Limiter.Policy(ratelimit.PolicyFrontdoor)
+	if !ok {
+		return nil, fmt.Errorf("traffic-manager: no %s rate limit policy", ratelimit.PolicyFrontdoor)
+	}
 	h := &handler{
-		cfg:       cfg,
 		clock:     d.Clock,
 		random:    d.Random,
-		meter:     load.NewMeter(counters, overrides, cfg.TrafficCapacityRPM, d.Clock),
-		overrides: overrides,
+		meter:     d.Meter,
+		overrides: d.Overrides,
+		shedding:  d.Shedding,
+		frontdoor: frontdoor,
 	}
 	if h.random == nil {
 		h.random = clock.CryptoRandom{}
@@ -72,7 +73,7 @@ func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
 	app := &httpapi.App{
 		Routes: []httpapi.Route{
 			{Method: http.MethodGet, Path: Path, Handler: h.get},
-			{Method: http.MethodPost, Path: Path, Permission: PermissionTrafficControl, Handler: h.post},
+			{Method: http.MethodPost, Path: Path, Permission: users.PermTrafficControl, Handler: h.post},
 		},
 		EnvelopeFor: func(m string) httpapi.Envelope {
 			if m == http.MethodGet {
@@ -90,12 +91,12 @@ func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
 // door (one unit of frontdoor only, not also of api), everything else is api.
 func PolicyFor(r *httpapi.Request) string {
 	if r.Method != http.MethodGet || strings.Trim(r.Path, "/") != strings.Trim(Path, "/") {
-		return httpapi.PolicyAPI
+		return ratelimit.PolicyAPI
 	}
 	if v, ok := r.Query["status"]; ok && strings.EqualFold(v, "true") {
 		return httpapi.PolicyNone
 	}
-	return httpapi.PolicyFrontdoor
+	return ratelimit.PolicyFrontdoor
 }
 
 // ParseStatus reads ?status=: absent is false; "true"/"false" in any case;
@@ -155,10 +156,6 @@ func (h *handler) read(ctx context.Context, r *httpapi.Request) reading {
 	return reading{snap: s, usable: usable, known: true}
 }
 
-func (h *handler) overloaded(s load.Snapshot) bool {
-	return s.SheddingLoad(h.cfg.LoadSimulationEnabled) > h.cfg.ShedThreshold
-}
-
 func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Response {
 	rd := h.read(ctx, r)
 	snap := rd.snap
@@ -171,12 +168,12 @@ func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Respo
 		"overrideLoad":        round(snap.OverrideLoad, 4),
 		"requestsLastMinute":  snap.RequestsLastMinute,
 		"admittedLastMinute":  snap.AdmittedLastMinute,
-		"capacityRpm":         h.cfg.TrafficCapacityRPM,
+		"capacityRpm":         h.meter.CapacityRPM(),
 		"activeConnections":   round(snap.ActiveConnections, 2),
 		"overrideConnections": snap.OverrideConnections,
 		"simulateLoad":        snap.SimulateLoad,
-		"simulationEnabled":   h.cfg.LoadSimulationEnabled,
-		"isOverloaded":        rd.usable && h.overloaded(snap),
+		"simulationEnabled":   h.shedding.SimulationEnabled,
+		"isOverloaded":        rd.usable && h.shedding.Overloaded(snap),
 		"timestamp":           snap.At.UTC().Format(time.RFC3339Nano),
 	}
 	state := "operational"
@@ -187,16 +184,16 @@ func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Respo
 		if !rd.known {
 			systemLoad["timestamp"] = nil
 		}
-	} else if h.overloaded(snap) {
+	} else if h.shedding.Overloaded(snap) {
 		state = "degraded"
 	}
 	return httpapi.JSON(http.StatusOK, map[string]any{
 		"status":     state,
 		"systemLoad": systemLoad,
 		"rateLimit": map[string]any{
-			"limit":     h.cfg.RateLimitRPM,
-			"window":    h.cfg.RateLimitWindow.Milliseconds(),
-			"threshold": h.cfg.ShedThreshold,
+			"limit":     h.frontdoor.RPM,
+			"window":    h.frontdoor.Window.Milliseconds(),
+			"threshold": h.shedding.Threshold,
 		},
 		"processingTime": r.ProcessingTime(now),
 		"timestamp":      now.UTC().Format(time.RFC3339Nano),
@@ -208,7 +205,7 @@ func (h *handler) frontDoor(ctx context.Context, r *httpapi.Request) (*httpapi.R
 	// Shed only on a recent measurement; with none (or only one older than
 	// MaxFallbackAge) the request goes through, as the original did when its
 	// load check failed.
-	if rd.usable && h.overloaded(rd.snap) && !(h.random.Float64() < h.cfg.ShedAdmitRatio) {
+	if rd.usable && h.shedding.Shed(rd.snap, h.random.Float64) {
 		return nil, Overload()
 	}
 	systemLoad := "unknown"

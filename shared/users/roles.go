@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -200,6 +201,10 @@ func (r *Roles) Seed(ctx context.Context) error {
 			present[pk.Value] = true
 		}
 	}
+	absent, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("pk"))).Build()
+	if err != nil {
+		return fmt.Errorf("build role seed: %w", err)
+	}
 	for _, d := range defaults {
 		if present[rolePrefix+d.ID] {
 			continue
@@ -211,9 +216,10 @@ func (r *Roles) Seed(ctx context.Context) error {
 		item["pk"] = &types.AttributeValueMemberS{Value: rolePrefix + d.ID}
 		item["kind"] = &types.AttributeValueMemberS{Value: kindRole}
 		_, err = r.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName:           aws.String(r.table),
-			Item:                item,
-			ConditionExpression: aws.String("attribute_not_exists(pk)"),
+			TableName:                aws.String(r.table),
+			Item:                     item,
+			ConditionExpression:      absent.Condition(),
+			ExpressionAttributeNames: absent.Names(),
 		})
 		if err != nil && !store.IsConditionFailed(err) {
 			return fmt.Errorf("seed role %s: %w", d.ID, err)

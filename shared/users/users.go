@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -165,23 +166,29 @@ type Actor struct {
 
 // Store reads and changes users.
 type Store struct {
-	db     API
-	table  string
-	clock  clock.Clock
-	roles  *Roles
-	params passwords.Params
-	logger *slog.Logger
+	db      API
+	table   string
+	clock   clock.Clock
+	roles   *Roles
+	params  passwords.Params
+	cursors store.Cursors
+	logger  *slog.Logger
 }
 
 // New returns a user store over table. logger receives the audit lines.
 func New(db API, table string, clk clock.Clock, logger *slog.Logger) *Store {
+	return NewWithRoles(db, table, NewRoles(db, table, clk), clk, logger)
+}
+
+// NewWithRoles is New sharing the instance's role cache.
+func NewWithRoles(db API, table string, roles *Roles, clk clock.Clock, logger *slog.Logger) *Store {
 	if clk == nil {
 		clk = clock.System{}
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Store{db: db, table: table, clock: clk, roles: NewRoles(db, table, clk), params: passwords.Default, logger: logger}
+	return &Store{db: db, table: table, clock: clk, roles: roles, params: passwords.Default, logger: logger}
 }
 
 // Roles returns the store's role cache.
@@ -257,14 +264,14 @@ func (s *Store) put(ctx context.Context, u *User) (bool, error) {
 	}
 	item["pk"] = &types.AttributeValueMemberS{Value: userPrefix + u.ID}
 	item["kind"] = &types.AttributeValueMemberS{Value: kindUser}
-	put := &types.Put{
-		TableName:           aws.String(s.table),
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	absent, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("pk"))).Build()
+	if err != nil {
+		return false, fmt.Errorf("build user put: %w", err)
 	}
 	if !u.IsActiveAdmin() {
 		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
+			TableName: aws.String(s.table), Item: item,
+			ConditionExpression: absent.Condition(), ExpressionAttributeNames: absent.Names(),
 		})
 		if store.IsConditionFailed(err) {
 			return false, nil
@@ -274,9 +281,16 @@ func (s *Store) put(ctx context.Context, u *User) (bool, error) {
 		}
 		return true, nil
 	}
+	join, err := s.adminSetUpdate(u.ID, true)
+	if err != nil {
+		return false, err
+	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: put},
-		{Update: s.adminSetUpdate(u.ID, true)},
+		{Put: &types.Put{
+			TableName: aws.String(s.table), Item: item,
+			ConditionExpression: absent.Condition(), ExpressionAttributeNames: absent.Names(),
+		}},
+		{Update: join},
 	}})
 	if err == nil {
 		return true, nil
@@ -291,22 +305,26 @@ var adminsKey = map[string]types.AttributeValue{"pk": &types.AttributeValueMembe
 
 // adminSetUpdate adds the user to, or removes them from, the set of active
 // admins; a removal is refused by the condition when it would empty the set.
-func (s *Store) adminSetUpdate(userID string, add bool) *types.Update {
-	u := &types.Update{
-		TableName: aws.String(s.table),
-		Key:       adminsKey,
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":u": &types.AttributeValueMemberSS{Value: []string{userID}},
-		},
+func (s *Store) adminSetUpdate(userID string, add bool) (*types.Update, error) {
+	admins := expression.Name("admins")
+	member := expression.Value(&types.AttributeValueMemberSS{Value: []string{userID}})
+	b := expression.NewBuilder().WithUpdate(expression.Add(admins, member))
+	if !add {
+		b = expression.NewBuilder().WithUpdate(expression.Delete(admins, member)).
+			WithCondition(expression.Size(admins).GreaterThan(expression.Value(1)))
 	}
-	if add {
-		u.UpdateExpression = aws.String("ADD admins :u")
-		return u
+	expr, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("build admin set update: %w", err)
 	}
-	u.UpdateExpression = aws.String("DELETE admins :u")
-	u.ConditionExpression = aws.String("size(admins) > :one")
-	u.ExpressionAttributeValues[":one"] = &types.AttributeValueMemberN{Value: "1"}
-	return u
+	return &types.Update{
+		TableName:                 aws.String(s.table),
+		Key:                       adminsKey,
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	}, nil
 }
 
 // cancelReasons returns the per-item codes of a cancelled transaction.
@@ -407,26 +425,28 @@ func (s *Store) update(ctx context.Context, actor Actor, event, username string,
 	return nil, false, ErrConflict
 }
 
-// write stores next over old if old is still current, keeping the admin set
-// in step in the same transaction.
+// write stores next over old if old is still current (its rev unchanged),
+// keeping the admin set in step in the same transaction.
 func (s *Store) write(ctx context.Context, old, next *User) error {
+	upd := expression.Set(expression.Name("role"), expression.Value(next.Role)).
+		Set(expression.Name("name"), expression.Value(next.Name)).
+		Set(expression.Name("active"), expression.Value(next.Active)).
+		Set(expression.Name("passwordHash"), expression.Value(next.PasswordHash)).
+		Set(expression.Name("sessionVersion"), expression.Value(next.SessionVersion)).
+		Set(expression.Name("rev"), expression.Value(next.Rev)).
+		Set(expression.Name("updatedAt"), expression.Value(next.UpdatedAt))
+	expr, err := expression.NewBuilder().WithUpdate(upd).
+		WithCondition(expression.Name("rev").Equal(expression.Value(old.Rev))).Build()
+	if err != nil {
+		return fmt.Errorf("build user update: %w", err)
+	}
 	update := &types.Update{
-		TableName: aws.String(s.table),
-		Key:       Key(old.ID),
-		UpdateExpression: aws.String("SET #role = :role, #name = :name, active = :active, passwordHash = :hash, " +
-			"sessionVersion = :sv, rev = :rev, updatedAt = :upd"),
-		ConditionExpression:      aws.String("rev = :oldrev"),
-		ExpressionAttributeNames: map[string]string{"#role": "role", "#name": "name"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":role":   &types.AttributeValueMemberS{Value: next.Role},
-			":name":   &types.AttributeValueMemberS{Value: next.Name},
-			":active": &types.AttributeValueMemberBOOL{Value: next.Active},
-			":hash":   &types.AttributeValueMemberS{Value: next.PasswordHash},
-			":sv":     store.Num(next.SessionVersion),
-			":rev":    store.Num(next.Rev),
-			":upd":    store.Num(next.UpdatedAt),
-			":oldrev": store.Num(old.Rev),
-		},
+		TableName:                 aws.String(s.table),
+		Key:                       Key(old.ID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	}
 	wasAdmin, isAdmin := old.IsActiveAdmin(), next.IsActiveAdmin()
 	if wasAdmin == isAdmin {
@@ -443,9 +463,13 @@ func (s *Store) write(ctx context.Context, old, next *User) error {
 		}
 		return nil
 	}
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	adminSet, err := s.adminSetUpdate(old.ID, isAdmin)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Update: update},
-		{Update: s.adminSetUpdate(old.ID, isAdmin)},
+		{Update: adminSet},
 	}})
 	if err == nil {
 		return nil
@@ -484,16 +508,20 @@ func (s *Store) Rehash(ctx context.Context, u *User, password string) error {
 	if err != nil {
 		return err
 	}
+	expr, err := expression.NewBuilder().
+		WithUpdate(expression.Set(expression.Name("passwordHash"), expression.Value(hash)).
+			Set(expression.Name("rev"), expression.Name("rev").Plus(expression.Value(1)))).
+		WithCondition(expression.Name("passwordHash").Equal(expression.Value(u.PasswordHash))).Build()
+	if err != nil {
+		return fmt.Errorf("build rehash: %w", err)
+	}
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 Key(u.ID),
-		UpdateExpression:    aws.String("SET passwordHash = :new, rev = rev + :one"),
-		ConditionExpression: aws.String("passwordHash = :old"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":new": &types.AttributeValueMemberS{Value: hash},
-			":old": &types.AttributeValueMemberS{Value: u.PasswordHash},
-			":one": store.Num(1),
-		},
+		TableName:                 aws.String(s.table),
+		Key:                       Key(u.ID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	})
 	if store.IsConditionFailed(err) {
 		return nil // changed meanwhile: the newer hash wins
@@ -505,20 +533,29 @@ func (s *Store) Rehash(ctx context.Context, u *User, password string) error {
 	return nil
 }
 
+// usersKeyPattern matches every key shape of the users table (a scan page
+// may end on a role or meta item as well as on a user).
+var usersKeyPattern = regexp.MustCompile(`^(user|role|meta)#[a-zA-Z0-9_]{1,64}$`)
+
 // List returns a page of users (a page may be short) and the cursor of the
-// next page ("" at the end).
+// next page ("" at the end); store.ErrBadCursor for a cursor not issued here.
 func (s *Store) List(ctx context.Context, limit int, cursor string) ([]*User, string, error) {
-	start, err := DecodeCursor(cursor)
+	start, err := s.cursors.Decode(cursor, store.KeyField{Name: "pk", Valid: usersKeyPattern.MatchString})
 	if err != nil {
 		return nil, "", err
+	}
+	expr, err := expression.NewBuilder().WithFilter(expression.Name("kind").Equal(expression.Value(kindUser))).Build()
+	if err != nil {
+		return nil, "", fmt.Errorf("build user list: %w", err)
 	}
 	out, err := s.db.Scan(ctx, &dynamodb.ScanInput{
 		TableName:                 aws.String(s.table),
 		Limit:                     aws.Int32(int32(limit)),
 		ExclusiveStartKey:         start,
 		ConsistentRead:            aws.Bool(true),
-		FilterExpression:          aws.String("kind = :user"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":user": &types.AttributeValueMemberS{Value: kindUser}},
+		FilterExpression:          expr.Filter(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list users: %w", err)
@@ -531,7 +568,7 @@ func (s *Store) List(ctx context.Context, limit int, cursor string) ([]*User, st
 		}
 		list = append(list, u)
 	}
-	return list, EncodeCursor(out.LastEvaluatedKey), nil
+	return list, s.cursors.Encode(out.LastEvaluatedKey), nil
 }
 
 func (s *Store) audit(ctx context.Context, actor Actor, event, target string, attrs ...any) {

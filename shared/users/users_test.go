@@ -22,6 +22,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/passwords"
+	"github.com/zenithfresh/zenith-serverless/shared/secrets"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
@@ -240,7 +241,7 @@ func TestListCursor(t *testing.T) {
 		t.Fatalf("listed %v", seen)
 	}
 	for _, bad := range []string{"x", "eyJ9", "eyJwayI6IngifQ", strings.Repeat("A", 2000)} {
-		if _, _, err := s.List(ctx, 2, bad); !errors.Is(err, users.ErrBadCursor) {
+		if _, _, err := s.List(ctx, 2, bad); !errors.Is(err, store.ErrBadCursor) {
 			t.Fatalf("cursor %q: %v", bad, err)
 		}
 	}
@@ -333,11 +334,11 @@ func TestBootstrapFromSecrets(t *testing.T) {
 			"/zenith/master":    {"SecureString", "from-ssm-secure"},
 			"/zenith/plaintext": {"String", "from-ssm-plain-1"},
 		})
-	ac, err := store.LoadAWS(ctx, env.Config)
+	ac, err := store.LoadAWS(ctx, env.Config.Region, env.Config.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := users.AWSSecrets{
+	reader := &secrets.AWS{
 		SecretsManager: secretsmanager.NewFromConfig(ac, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(srv.URL) }),
 		SSM:            ssm.NewFromConfig(ac, func(o *ssm.Options) { o.BaseEndpoint = aws.String(srv.URL) }),
 	}
@@ -391,7 +392,7 @@ func TestMasterFromConfigNeverEchoesPassword(t *testing.T) {
 	_ = s
 	cfg := env.Config
 	cfg.MasterUsername, cfg.MasterPassword = "admin_ok", "tiny"
-	_, err := users.MasterFromConfig(cfg)
+	err := users.Master{Username: cfg.MasterUsername, Password: cfg.MasterPassword, Secret: cfg.MasterPasswordSecret}.Validate()
 	if err == nil || strings.Contains(err.Error(), "tiny") || !strings.Contains(err.Error(), "MASTER_PASSWORD") {
 		t.Fatalf("err = %v", err)
 	}

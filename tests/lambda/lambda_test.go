@@ -331,15 +331,11 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		"HOME=" + t.TempDir(), // no shared AWS config from the machine
 		"AWS_REGION=us-east-1",
 		"DYNAMODB_ENDPOINT=" + db.Config.DynamoDBEndpoint,
-		"USERS_TABLE=" + db.Tables.Users,
-		"SESSIONS_TABLE=" + db.Tables.Sessions,
-		"LOGIN_ATTEMPTS_TABLE=" + db.Tables.LoginAttempts,
-		"RATE_LIMITS_TABLE=" + db.Tables.RateLimits,
-		"METRICS_TABLE=" + db.Tables.Metrics,
-		"ALERTS_TABLE=" + db.Tables.Alerts,
-		"LOAD_OVERRIDES_TABLE=" + db.Tables.LoadOverrides,
 		"MASTER_USERNAME=e2e_admin",
 		"MASTER_PASSWORD=" + password,
+	}
+	for name, table := range db.Tables.Env() {
+		env = append(env, name+"="+table)
 	}
 
 	emus := map[string]*emulator{}

@@ -1,11 +1,18 @@
-package monitorapi
+// Package monitor computes the system monitor's figures (API.md
+// "/api/system-monitor") from the minute counters of all functions and
+// instances, the load, the peaks and the alerts, and runs the scheduled alert
+// evaluation. The HTTP shapes are monitorapi's.
+package monitor
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zenithfresh/zenith-serverless/shared/alerts"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
@@ -40,6 +47,27 @@ func (ms minutesOf) Minutes(_ context.Context, from, to time.Time) ([]metrics.Mi
 	return out, nil
 }
 
+// Settings are the monitor's parameters.
+type Settings struct {
+	Realtime      bool   // METRICS_REALTIME: request figures exist only with the counters
+	Source        string // METRICS_HISTORY_SOURCE: "dynamodb" or "cloudwatch"
+	CapacityRPM   int    // TRAFFIC_CAPACITY_RPM
+	MemoryLimitMB int    // AWS_LAMBDA_FUNCTION_MEMORY_SIZE
+	Shards        int    // METRIC_SHARDS
+	MetricsTable  string
+	AlertsTable   string
+	OverrideTable string
+	OverrideTTL   time.Duration
+}
+
+// API is the part of the DynamoDB client the monitor's stores use.
+type API interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	dynamodb.QueryAPIClient
+}
+
 // Monitor computes the figures of /api/system-monitor and runs the alert
 // evaluation. Every figure is measured across all functions and instances, or
 // nil (JSON null) when it cannot be measured.
@@ -59,6 +87,64 @@ type Monitor struct {
 	memory      func() *float64
 	logger      *slog.Logger
 }
+
+// New builds the monitor. history serves the history endpoint (nil: the
+// DynamoDB minute counters, as METRICS_HISTORY_SOURCE=dynamodb); memory is
+// the instance's memory gauge (nil: metrics.MemoryUsage of the configured size).
+func New(db API, s Settings, history MinuteReader, memory func() *float64, clk clock.Clock, logger *slog.Logger) (*Monitor, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if memory == nil {
+		limit := s.MemoryLimitMB
+		memory = func() *float64 { return metrics.MemoryUsage(limit) }
+	}
+	counters := metrics.NewCounters(db, s.MetricsTable, s.Shards, clk)
+	switch s.Source {
+	case "dynamodb":
+		if history == nil {
+			history = counters
+		}
+	case "cloudwatch":
+		if history == nil {
+			return nil, fmt.Errorf("history source cloudwatch needs a CloudWatch reader")
+		}
+	default:
+		return nil, fmt.Errorf("unknown METRICS_HISTORY_SOURCE %q", s.Source)
+	}
+	return &Monitor{
+		clock:       clk,
+		realtime:    s.Realtime,
+		counters:    counters,
+		overrides:   load.NewOverrides(db, s.OverrideTable, s.OverrideTTL, clk),
+		capacityRPM: s.CapacityRPM,
+		peaks:       metrics.NewPeaks(db, s.MetricsTable, clk),
+		reported:    metrics.NewReported(db, s.MetricsTable, clk),
+		alerts:      alerts.NewStore(db, s.AlertsTable, clk),
+		history:     history,
+		source:      s.Source,
+		memory:      memory,
+		logger:      logger,
+	}, nil
+}
+
+// Source is where the history is read from: "dynamodb" or "cloudwatch".
+func (m *Monitor) Source() string { return m.source }
+
+// Now is the monitor's clock.
+func (m *Monitor) Now() time.Time { return m.clock.Now() }
+
+// Alerts lists the firing or unacknowledged alerts of the last 7 days.
+func (m *Monitor) Alerts(ctx context.Context) ([]alerts.Alert, error) { return m.alerts.List(ctx) }
+
+// Acknowledge marks an alert acknowledged by username (idempotent).
+func (m *Monitor) Acknowledge(ctx context.Context, id, username string) (alerts.Alert, error) {
+	return m.alerts.Acknowledge(ctx, id, username)
+}
+
+// Report stores a posted sample in the reported series, apart from every
+// measured figure.
+func (m *Monitor) Report(ctx context.Context, s metrics.Sample) error { return m.reported.Put(ctx, s) }
 
 // Figures are the measured figures at one moment.
 type Figures struct {
@@ -80,9 +166,9 @@ type Figures struct {
 	ActiveConnections *float64
 }
 
-// figures measures the current figures; withPeak also records the current
+// Figures measures the current figures; withPeak also records the current
 // load as a peak candidate (two more calls), for the endpoints that show it.
-func (m *Monitor) figures(ctx context.Context, withPeak bool) (Figures, error) {
+func (m *Monitor) Figures(ctx context.Context, withPeak bool) (Figures, error) {
 	now := m.clock.Now()
 	f := Figures{Now: now, Memory: m.memory()}
 	if !m.realtime {

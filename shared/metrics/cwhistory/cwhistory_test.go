@@ -1,4 +1,4 @@
-package metrics_test
+package cwhistory_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics/cloudwatchtest"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics/cwhistory"
 )
 
 var functions = []string{"auth", "session", "traffic-manager", "system-monitor"}
@@ -42,7 +43,7 @@ func TestCloudWatchHistoryQueriesAndMapping(t *testing.T) {
 	})
 	defer srv.Close()
 
-	h := metrics.NewCloudWatchHistory(newCloudWatch(srv.URL), metrics.Namespace, functions)
+	h := cwhistory.New(newCloudWatch(srv.URL), metrics.Namespace, functions)
 	ms, err := h.Minutes(context.Background(), from, to)
 	if err != nil {
 		t.Fatalf("minutes: %v (server errors: %v)", err, srv.Errors())
@@ -155,11 +156,11 @@ func TestCloudWatchHistoryFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := cloudwatchtest.NewServer(tt.respond)
 			defer srv.Close()
-			h := metrics.NewCloudWatchHistory(newCloudWatch(srv.URL), metrics.Namespace, functions)
+			h := cwhistory.New(newCloudWatch(srv.URL), metrics.Namespace, functions)
 			if _, err := h.Minutes(context.Background(), from, from.Add(time.Hour)); err == nil {
 				t.Fatal("want an error")
 			}
-			if n := len(srv.Requests()); n > metrics.MaxGetMetricDataPages {
+			if n := len(srv.Requests()); n > cwhistory.MaxGetMetricDataPages {
 				t.Errorf("calls = %d, over the page bound", n)
 			}
 		})
@@ -172,7 +173,7 @@ func TestCloudWatchHistoryCallsFor168Hours(t *testing.T) {
 	// A full answer: every minute of every series (3 × 10,080 points, within one call's 100,800).
 	srv := cloudwatchtest.NewServer(everyMinute(1))
 	defer srv.Close()
-	h := metrics.NewCloudWatchHistory(newCloudWatch(srv.URL), metrics.Namespace, functions)
+	h := cwhistory.New(newCloudWatch(srv.URL), metrics.Namespace, functions)
 	ms, err := h.Minutes(context.Background(), from, to)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,7 @@
-package metrics
+// Package cwhistory reads the per-minute request history from the EMF
+// metrics in CloudWatch. Only the system-monitor function links it (and the
+// CloudWatch client with it).
+package cwhistory
 
 import (
 	"context"
@@ -10,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 )
 
 // MetricDataAPI is the part of the CloudWatch client the history reader uses.
@@ -18,19 +23,19 @@ type MetricDataAPI interface {
 }
 
 // MaxGetMetricDataPages bounds the pages one history read may take; a 168 h
-// window needs one (see CloudWatchHistory).
+// window needs one (see Reader).
 const MaxGetMetricDataPages = 10
 
 // historyMetrics are the EMF metrics the history needs, each read as Sum:
 // LatencyMs too, because a per-function Average cannot be combined across
 // functions, while Sum(LatencyMs)/Sum(Requests) is the exact mean.
 var historyMetrics = []struct{ id, name string }{
-	{"requests", MetricRequests},
-	{"errors", MetricErrors5xx},
-	{"latency", MetricLatencyMs},
+	{"requests", metrics.MetricRequests},
+	{"errors", metrics.MetricErrors5xx},
+	{"latency", metrics.MetricLatencyMs},
 }
 
-// CloudWatchHistory reads per-minute history from the EMF metrics in
+// Reader reads per-minute history from the EMF metrics in
 // CloudWatch with batched GetMetricData calls.
 //
 // The metrics carry the dimension set [function] (and [function, route]), so
@@ -41,19 +46,19 @@ var historyMetrics = []struct{ id, name string }{
 // 3 × (functions + 1) queries (15 for four functions, of the 500 allowed) and
 // 3 returned series, so 168 h is 3 × 10,080 = 30,240 points, within one
 // call's 100,800; NextToken pages are followed anyway.
-type CloudWatchHistory struct {
+type Reader struct {
 	api       MetricDataAPI
 	namespace string
 	functions []string
 }
 
-// NewCloudWatchHistory returns a reader over the given functions' metrics.
-func NewCloudWatchHistory(api MetricDataAPI, namespace string, functions []string) *CloudWatchHistory {
-	return &CloudWatchHistory{api: api, namespace: namespace, functions: functions}
+// New returns a reader over the given functions' metrics.
+func New(api MetricDataAPI, namespace string, functions []string) *Reader {
+	return &Reader{api: api, namespace: namespace, functions: functions}
 }
 
 // Queries returns the GetMetricData queries of one history read.
-func (h *CloudWatchHistory) Queries() []cwtypes.MetricDataQuery {
+func (h *Reader) Queries() []cwtypes.MetricDataQuery {
 	var qs []cwtypes.MetricDataQuery
 	for _, m := range historyMetrics {
 		terms := make([]string, 0, len(h.functions))
@@ -65,7 +70,7 @@ func (h *CloudWatchHistory) Queries() []cwtypes.MetricDataQuery {
 					Metric: &cwtypes.Metric{
 						Namespace:  aws.String(h.namespace),
 						MetricName: aws.String(m.name),
-						Dimensions: []cwtypes.Dimension{{Name: aws.String(DimFunction), Value: aws.String(fn)}},
+						Dimensions: []cwtypes.Dimension{{Name: aws.String(metrics.DimFunction), Value: aws.String(fn)}},
 					},
 					Period: aws.Int32(60),
 					Stat:   aws.String("Sum"),
@@ -88,7 +93,7 @@ func (h *CloudWatchHistory) Queries() []cwtypes.MetricDataQuery {
 // Minutes returns the minutes in [from, to) that have data, summed over
 // functions, in time order. Only Requests, Errors5xx and DurationMs are
 // filled (the history's inputs).
-func (h *CloudWatchHistory) Minutes(ctx context.Context, from, to time.Time) ([]Minute, error) {
+func (h *Reader) Minutes(ctx context.Context, from, to time.Time) ([]metrics.Minute, error) {
 	from, to = from.Truncate(time.Minute), to.Truncate(time.Minute)
 	if !to.After(from) || len(h.functions) == 0 {
 		return nil, nil
@@ -99,7 +104,7 @@ func (h *CloudWatchHistory) Minutes(ctx context.Context, from, to time.Time) ([]
 		MetricDataQueries: h.Queries(),
 		ScanBy:            cwtypes.ScanByTimestampAscending,
 	}
-	byMinute := map[int64]*Minute{}
+	byMinute := map[int64]*metrics.Minute{}
 	for page := 0; ; page++ {
 		if page == MaxGetMetricDataPages {
 			return nil, fmt.Errorf("get metric data: more than %d pages", MaxGetMetricDataPages)
@@ -122,7 +127,7 @@ func (h *CloudWatchHistory) Minutes(ctx context.Context, from, to time.Time) ([]
 				}
 				m := byMinute[sec]
 				if m == nil {
-					m = &Minute{Start: time.Unix(sec, 0).UTC()}
+					m = &metrics.Minute{Start: time.Unix(sec, 0).UTC()}
 					byMinute[sec] = m
 				}
 				v := roundCount(r.Values[i])
@@ -141,7 +146,7 @@ func (h *CloudWatchHistory) Minutes(ctx context.Context, from, to time.Time) ([]
 		}
 		in.NextToken = out.NextToken
 	}
-	outMinutes := make([]Minute, 0, len(byMinute))
+	outMinutes := make([]metrics.Minute, 0, len(byMinute))
 	for t := from; t.Before(to); t = t.Add(time.Minute) {
 		if m, ok := byMinute[t.Unix()]; ok {
 			outMinutes = append(outMinutes, *m)
@@ -155,21 +160,4 @@ func roundCount(v float64) int64 {
 		return 0
 	}
 	return int64(math.Round(v))
-}
-
-// FillMinutes returns the n minutes starting at from, taking counts from ms
-// and zero for minutes without traffic.
-func FillMinutes(from time.Time, n int, ms []Minute) []Minute {
-	from = from.Truncate(time.Minute)
-	byMinute := make(map[int64]Counts, len(ms))
-	for _, m := range ms {
-		k := m.Start.Unix()
-		byMinute[k] = byMinute[k].Plus(m.Counts)
-	}
-	out := make([]Minute, n)
-	for i := range out {
-		t := from.Add(time.Duration(i) * time.Minute)
-		out[i] = Minute{Start: t.UTC(), Counts: byMinute[t.Unix()]}
-	}
-	return out
 }
