@@ -144,12 +144,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // Check validates a function's answer to an API Gateway event: the response
 // always, the request too when the answer is 2xx.
 func (v *Validator) Check(req events.APIGatewayV2HTTPRequest, res events.APIGatewayV2HTTPResponse) error {
-	r, body, err := eventRequest(req)
-	if err != nil {
-		return err
-	}
+	r, body := eventRequest(req)
 	resBody := []byte(res.Body)
 	if res.IsBase64Encoded {
+		var err error
 		if resBody, err = base64.StdEncoding.DecodeString(res.Body); err != nil {
 			return &Error{Method: r.Method, Path: r.URL.Path, Status: res.StatusCode, Operation: "-", Part: "response", Err: fmt.Errorf("body is not valid base64: %w", err)}
 		}
@@ -179,7 +177,7 @@ func (v *Validator) CheckHTTP(req *http.Request, reqBody []byte, res *http.Respo
 }
 
 // eventRequest builds the HTTP request API Gateway received, from its event.
-func eventRequest(ev events.APIGatewayV2HTTPRequest) (*http.Request, []byte, error) {
+func eventRequest(ev events.APIGatewayV2HTTPRequest) (*http.Request, []byte) {
 	method := strings.ToUpper(ev.RequestContext.HTTP.Method)
 	raw := ev.RawPath
 	if raw == "" {
@@ -220,7 +218,7 @@ func eventRequest(ev events.APIGatewayV2HTTPRequest) (*http.Request, []byte, err
 		}
 	}
 	r := &http.Request{Method: method, URL: u, Host: u.Host, Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
-	return r.WithContext(context.Background()), body, nil
+	return r.WithContext(context.Background()), body
 }
 
 func (v *Validator) check(r *http.Request, reqBody []byte, status int, h http.Header, resBody []byte) error {
@@ -464,15 +462,15 @@ func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) err
 // The JSON Schema 2020-12 validator (3.1 documents) reports a tree of
 // problems in its reason; its leaves are the useful part.
 func schemaMessage(e *openapi3.SchemaError) string {
-	// kin's own validator (schemas without 2020-12 keywords) reports allOf,
-	// anyOf and oneOf failures with the branches' errors as the origin.
-	if e.Origin != nil {
-		if inner := problems(e.Origin); len(inner) > 0 {
-			return strings.Join(inner, "; ")
-		}
-	}
 	lines := strings.Split(e.Reason, "\n")
 	if len(lines) < 2 || !strings.HasPrefix(lines[0], "jsonschema validation failed") {
+		// kin's own validator (schemas without 2020-12 keywords) reports
+		// allOf, anyOf and oneOf failures with the branches' errors as origin.
+		if e.Origin != nil {
+			if inner := problems(e.Origin); len(inner) > 0 {
+				return strings.Join(inner, "; ")
+			}
+		}
 		return "at " + pointer(e.JSONPointer()) + ": " + e.Reason
 	}
 	lines = lines[1:]

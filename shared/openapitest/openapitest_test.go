@@ -162,6 +162,10 @@ func samples(t testing.TB) []exchange {
 
 		// /api/auth/users
 		{"list users", req("GET", "/api/auth/users?limit=2", bearer(), ""), api(t, 200, map[string]any{"success": true, "users": []any{userRecord(), userRecord()}, "cursor": "eyJrIjoiYWxpY2UifQ", "requestId": requestID})},
+		{"list users empty cursor", req("GET", "/api/auth/users?cursor=", bearer(), ""), api(t, 200, map[string]any{"success": true, "users": []any{userRecord()}, "requestId": requestID})},
+		{"GET /api/auth bearer beats an empty ?sessionId=", req("GET", "/api/auth?sessionId=", bearer(), ""), api(t, 200, sessionAnswer(token, true))},
+		{"update with nulls", req("PATCH", "/api/auth/users/alice_1", bearer(), `{"name":null,"active":false}`),
+			api(t, 200, map[string]any{"success": true, "message": "User updated", "user": userRecord(), "sessionsEnded": true, "requestId": requestID})},
 		{"list users last page", req("GET", "/api/auth/users", bearer(), ""), api(t, 200, map[string]any{"success": true, "users": []any{}, "requestId": requestID})},
 		{"list users bad limit", req("GET", "/api/auth/users?limit=0", bearer(), ""), api(t, 400, validationError("limit must be an integer from 1 to 100"))},
 		{"list users anonymous", req("GET", "/api/auth/users", nil, ""), api(t, 401, stdError("UNAUTHORIZED", "Authentication required"))},
