@@ -8,3 +8,8 @@ import _ "embed"
 //
 //go:embed template.yaml
 var Template []byte
+
+// OpenAPI is openapi.yaml, the HTTP contract of API.md as an OpenAPI 3.1 document.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
