@@ -7,7 +7,7 @@
 //
 //	p, err := dbproxy.New(endpoint)            // listens on 127.0.0.1:0
 //	defer p.Close()
-//	client := store.NewDynamoDB(ac, cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+//	client := store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.URL()) })
 //	p.SetDelay(20 * time.Millisecond)          // each call waits 20 ms first
 //	p.SetFault(dbproxy.Fault{Kind: dbproxy.Throttle, Operations: []string{"GetItem"}, Fraction: 0.1})
 //	s := p.Stats()                             // calls, tables, units, faults

@@ -47,7 +47,7 @@ func client(t *testing.T, env *dynamotest.Env, p *dbproxy.Proxy, timeout time.Du
 	t.Helper()
 	cfg := env.Config
 	cfg.DBTimeout = timeout
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func client(t *testing.T, env *dynamotest.Env, p *dbproxy.Proxy, timeout time.Du
 			so.RateLimiter = ratelimit.None
 		})
 	}}, extra...)
-	return store.NewDynamoDB(ac, cfg, opts...)
+	return store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout, opts...)
 }
 
 func key(pk string) map[string]types.AttributeValue {
@@ -493,11 +493,11 @@ func TestUnreachableUpstreamResetsTheClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := store.LoadAWS(context.Background(), cfg)
+	ac, err := store.LoadAWS(context.Background(), cfg.Region, cfg.DynamoDBEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := store.NewDynamoDB(ac, cfg, func(o *dynamodb.Options) {
+	c := store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout, func(o *dynamodb.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
 		})

@@ -61,6 +61,10 @@ type Route struct {
 	Path       string
 	Permission string // Public, Authenticated, or a role permission name
 	Handler    HandlerFunc
+	// Probe marks a health probe: it never reads a session (a token is
+	// ignored), spends no limiter quota and never starts a metrics flush, so
+	// probing costs no DynamoDB call beyond the handler's own.
+	Probe bool
 }
 
 // Response is a successful (or handler-shaped) answer. Body is marshalled as
@@ -150,6 +154,19 @@ type state struct {
 }
 
 func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, error) {
+	// Matching is pure, so it runs first: a denied request is still recorded
+	// under its route. 404 and 405 are answered only after the limiter.
+	route, allowed := a.match(r)
+	st.route = route
+	probe := route != nil && route.Probe
+	if probe {
+		return route.Handler(ctx, r)
+	}
+	if a.Recorder != nil {
+		// A due metrics flush runs alongside this request's own calls.
+		defer a.Recorder.Start(ctx)()
+	}
+
 	if r.TokenSource != TokenNone && a.Sessions != nil {
 		p, err := a.Sessions.Resolve(ctx, r.Token)
 		if err != nil {
@@ -157,11 +174,6 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		}
 		r.Principal = p
 	}
-
-	// Matching is pure, so it runs first: a denied request is still recorded
-	// under its route. 404 and 405 are answered only after the limiter.
-	route, allowed := a.match(r)
-	st.route = route
 
 	policy := ratelimit.PolicyAPI
 	if a.PolicyFor != nil {

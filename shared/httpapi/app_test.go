@@ -43,6 +43,8 @@ func (t tokens) Resolve(_ context.Context, token string) (*sessions.Principal, e
 
 type recorder struct{ obs []metrics.Observation }
 
+func (r *recorder) Start(context.Context) func() { return func() {} }
+
 func (r *recorder) Record(_ context.Context, o metrics.Observation) { r.obs = append(r.obs, o) }
 
 // denyAll refuses every request: one allowed per window, next in 1.5 s.

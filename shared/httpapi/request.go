@@ -159,7 +159,11 @@ type Limiter interface {
 	Limit(ctx context.Context, policy, clientKey string) (ratelimit.Decision, error)
 }
 
-// Recorder records finished requests; it must never fail or block a request for long.
+// Recorder records finished requests; it must never fail or block a request
+// for long. Start is called as a request begins (probes excepted) and returns
+// what to call before the request is answered: a recorder may start a due
+// flush of its counters there, so it overlaps the request's own work.
 type Recorder interface {
+	Start(ctx context.Context) (wait func())
 	Record(ctx context.Context, o metrics.Observation)
 }

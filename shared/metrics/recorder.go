@@ -123,6 +123,11 @@ func Delta(o Observation, slow time.Duration) Counts {
 	}
 }
 
+// Start is called as a request begins; it returns what to call before the
+// request is answered. Every request writes its own counts in Record, so
+// there is nothing to start.
+func (r *Recorder) Start(context.Context) (wait func()) { return func() {} }
+
 // Record records one finished request.
 func (r *Recorder) Record(ctx context.Context, o Observation) {
 	if o.Function == "" {
