@@ -29,6 +29,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/ctxlog"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
+	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
@@ -167,33 +168,24 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		defer a.Recorder.Start(ctx)()
 	}
 
-	if r.TokenSource != TokenNone && a.Sessions != nil {
-		p, err := a.Sessions.Resolve(ctx, r.Token)
-		if err != nil {
-			return nil, err
-		}
-		r.Principal = p
-	}
-
 	policy := ratelimit.PolicyAPI
 	if a.PolicyFor != nil {
 		policy = a.PolicyFor(r)
 	}
-	if a.Limiter != nil && policy != PolicyNone {
-		var userID string
-		if r.Principal != nil {
-			userID = r.Principal.UserID
-		}
-		d, err := a.Limiter.Limit(ctx, policy, ratelimit.ClientKey(userID, r.ClientIP))
-		if err != nil {
+	limited := a.Limiter != nil && policy != PolicyNone
+	// A public request that spends nothing (status=true) needs no session:
+	// its token is not read, so a token cannot buy a read there.
+	needSession := r.TokenSource != TokenNone && a.Sessions != nil &&
+		(policy != PolicyNone || (route != nil && route.Permission != Public))
+	switch {
+	case needSession:
+		if err := a.resolve(ctx, r, st, policy, limited); err != nil {
 			return nil, err
 		}
-		headers, deny := LimitAnswer(d, a.RateLimitStatus)
-		st.limitHeaders = headers
-		if deny != nil {
-			return nil, deny
+	case limited:
+		if err := a.limit(ctx, r, st, policy, ""); err != nil {
+			return nil, err
 		}
-		st.admitted = true
 	}
 
 	if route == nil {
@@ -225,6 +217,67 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		return nil, r.bodyErr
 	}
 	return route.Handler(ctx, r)
+}
+
+// resolve reads the request's session and, when limited, decides its quota.
+// A token this instance has validated before names its user for good, so the
+// user's limiter write and the session read run together (one round trip);
+// the read still decides validity, so revocation stays exact. Any other token
+// is first paid for from its client address's budget, so forged tokens cost
+// at most what the limiter allows that client; a token found valid then
+// counts against its user's budget too, as API.md keys it.
+func (a *App) resolve(ctx context.Context, r *Request, st *state, policy string, limited bool) error {
+	if !limited {
+		p, err := a.Sessions.Resolve(ctx, r.Token)
+		r.Principal = p
+		return err
+	}
+	if userID, ok := a.Sessions.KnownUser(r.Token); ok {
+		readCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var p *sessions.Principal
+		var readErr error
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			p, readErr = a.Sessions.Resolve(readCtx, r.Token)
+		}()
+		if err := a.limit(ctx, r, st, policy, userID); err != nil {
+			cancel() // a denied request needs no session
+			<-read
+			return err
+		}
+		<-read
+		r.Principal = p
+		return readErr
+	}
+	if err := a.limit(ctx, r, st, policy, ""); err != nil {
+		return err
+	}
+	p, err := a.Sessions.Resolve(ctx, r.Token)
+	if err != nil || p == nil {
+		return err
+	}
+	r.Principal = p
+	return a.limit(ctx, r, st, policy, p.UserID)
+}
+
+// limit spends one request of policy from the client's bucket (the user's
+// when userID is set, else the address's); a refusal is returned as the
+// contract's error. Its headers go on the answer.
+func (a *App) limit(ctx context.Context, r *Request, st *state, policy, userID string) error {
+	d, err := a.Limiter.Limit(ctx, policy, ratelimit.ClientKey(userID, r.ClientIP))
+	if err != nil {
+		return err
+	}
+	headers, deny := LimitAnswer(d, a.RateLimitStatus)
+	st.limitHeaders = headers
+	if deny != nil {
+		st.admitted = false
+		return deny
+	}
+	st.admitted = true
+	return nil
 }
 
 func isUnsafe(method string) bool {

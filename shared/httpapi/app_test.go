@@ -34,6 +34,8 @@ type echoBody struct {
 // tokens maps test tokens to principals; the layer only sees the interface.
 type tokens map[string]*sessions.Principal
 
+func (t tokens) KnownUser(string) (string, bool) { return "", false }
+
 func (t tokens) Resolve(_ context.Context, token string) (*sessions.Principal, error) {
 	if token == "down" {
 		return nil, fmt.Errorf("resolve: %w", store.ErrUnavailable)

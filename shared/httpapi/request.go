@@ -149,9 +149,11 @@ func jsonType(kind string) string {
 }
 
 // SessionResolver turns a token into the caller's principal; (nil, nil) when
-// the token is unknown, expired or revoked.
+// the token is unknown, expired or revoked. KnownUser names the user of a
+// token validated on this instance before, without a call.
 type SessionResolver interface {
 	Resolve(ctx context.Context, token string) (*sessions.Principal, error)
+	KnownUser(token string) (userID string, ok bool)
 }
 
 // Limiter decides whether a client's request may proceed under a policy.

@@ -108,7 +108,8 @@ type Manager struct {
 	cfg        Config
 	cursors    store.Cursors
 	logger     *slog.Logger
-	dead       *deadSet // tokens whose session is dead for good (never a valid one)
+	dead       *deadSet            // tokens whose session is dead for good (never a valid one)
+	known      *tokenCache[string] // tokens validated on this instance → their user id
 }
 
 // New returns a Manager over the given tables; roles is the instance's role cache.
@@ -125,8 +126,19 @@ func New(db API, t Tables, cfg Config, roles *users.Roles, clk clock.Clock, logg
 	return &Manager{
 		db: db, table: t.Sessions, usersTable: t.Users,
 		roles: roles, clock: clk, cfg: cfg, logger: logger,
-		dead: newDeadSet(DeadCacheSize, DeadCacheTTL),
+		dead:  newDeadSet(DeadCacheSize, DeadCacheTTL),
+		known: newTokenCache[string](KnownCacheSize, 0),
 	}
+}
+
+// KnownUser returns the user id of a token this instance has validated
+// before. A token maps to one user for good (its digits name it, and its hash
+// keys one item), so the request layer may key the user's rate limit on it
+// and run that write alongside the session read, which still decides whether
+// the session is valid now. Unknown tokens (never validated here, or found
+// invalid since) report false.
+func (m *Manager) KnownUser(token string) (string, bool) {
+	return m.known.get(sha256.Sum256([]byte(token)), m.clock.Now().UnixMilli())
 }
 
 // Config returns the lifetimes in force.
@@ -203,20 +215,28 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, *users.
 	}
 	switch v {
 	case valid:
+		m.known.put(key, userID, now)
 	case ended:
-		m.dead.add(key, now)
+		m.forget(key, now)
 		m.expireEnded(ctx, s, now)
 		return nil, nil, nil
 	case dead:
-		m.dead.add(key, now)
+		m.forget(key, now)
 		return nil, nil, nil
 	default:
+		m.known.remove(key)
 		return nil, nil, nil
 	}
 	if now-s.LastActivity >= m.cfg.TouchInterval.Milliseconds() && now > s.LastActivity {
 		m.touch(ctx, s, now)
 	}
 	return s, u, nil
+}
+
+// forget records a token as dead for good.
+func (m *Manager) forget(key tokenKey, now int64) {
+	m.known.remove(key)
+	m.dead.add(key, now)
 }
 
 // verdict is check's decision on a session.
@@ -426,7 +446,7 @@ func (m *Manager) deleteOwned(ctx context.Context, hash, userID string) (*Sessio
 		return nil, fmt.Errorf("delete session: %w", err)
 	}
 	if k, ok := keyOfHash(hash); ok {
-		m.dead.add(k, m.clock.Now().UnixMilli())
+		m.forget(k, m.clock.Now().UnixMilli())
 	}
 	s := new(Session)
 	if err := attributevalue.UnmarshalMap(out.Attributes, s); err != nil {
