@@ -47,6 +47,7 @@ help:
 	@echo "make build   build the four Lambda bootstraps into bin/<function>/bootstrap (linux/$(LAMBDA_GOARCH))"
 	@echo "make bench   run the Go benchmarks (BENCH=regexp)"
 	@echo "make bench-path  round trips, calls and units per request class (writes BENCHMARKS.md)"
+	@echo "make bench-coldstart  each function's init beside a minimal baseline (writes BENCHMARKS.md)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make lint    gofmt, go vet, staticcheck and the dependency rule (make test runs it)"
 	@echo "make cfn-lint  lint template.yaml with cfn-lint (a Python tool: pip install cfn-lint; not in make test)"
@@ -175,9 +176,14 @@ distclean: clean
 # --- the critical path of each request class (not part of `make test`) -----------------------
 # cmd/benchpath: the local API server in front of DynamoDB Local through shared/dbproxy, with
 # D = 0 and D = 50 ms added to every DynamoDB call; writes its table into BENCHMARKS.md.
-.PHONY: bench-path
+.PHONY: bench-path bench-coldstart
 bench-path: deps bin/withdynamo
 	./bin/withdynamo -- $(GO) run ./cmd/benchpath -write BENCHMARKS.md
+
+# cmd/coldstart: each function's init under aws-lambda-rie beside a minimal aws-lambda-go
+# binary with one DynamoDB client (bench/coldstart/baseline), medians of fresh starts.
+bench-coldstart: deps bin/withdynamo
+	./bin/withdynamo -- $(GO) run ./cmd/coldstart -write BENCHMARKS.md
 
 # --- rate limiter comparison (not part of `make test`) ----------------------------------------
 # shared/ratelimit's benchmarks and rate-limiter-flexible's RateLimiterDynamo (npm, pinned under

@@ -28,13 +28,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/zenithfresh/zenith-serverless/shared/benchdoc"
 	"github.com/zenithfresh/zenith-serverless/shared/dbproxy"
 )
 
@@ -66,7 +66,7 @@ func run(ctx context.Context, write string, rounds, n int, delay time.Duration, 
 	}
 	defer proxy.Close()
 
-	load0 := loadAvg()
+	load0 := benchdoc.LoadAvg()
 	srv, err := startServer(ctx, proxy.URL())
 	if err != nil {
 		return err
@@ -89,10 +89,10 @@ func run(ctx context.Context, write string, rounds, n int, delay time.Duration, 
 		fmt.Fprintf(os.Stderr, "%-58s %s\n", c.name, r.row())
 		results = append(results, r)
 	}
-	table := render(results, rounds, n, delay, load0, loadAvg())
+	table := render(results, rounds, n, delay, load0)
 	fmt.Print(table)
 	if write != "" {
-		return replaceSection(write, table)
+		return benchdoc.ReplaceSection(write, "bench-path", table)
 	}
 	return nil
 }
@@ -304,7 +304,9 @@ func (b *bench) classes() []class {
 		{"GET /api/traffic-manager?status=true (load cached)", "0", 200,
 			fixed(http.MethodGet, "/api/traffic-manager?status=true", nil, none, statusIP)},
 		{"GET /api/traffic-manager (front door, load cached)", "1", 200,
-			func() (*http.Request, error) { return b.request(http.MethodGet, "/api/traffic-manager", nil, "", nextIP()) }},
+			func() (*http.Request, error) {
+				return b.request(http.MethodGet, "/api/traffic-manager", nil, "", nextIP())
+			}},
 		{"GET /api/auth validate, Bearer, touch not due", "1", 200,
 			fixed(http.MethodGet, "/api/auth", nil, validator, "198.18.1.1")},
 		{"GET /api/sessions, Bearer", "2", 200,
@@ -440,7 +442,7 @@ func (b *bench) measure(c class, rounds, n int, delay time.Duration) (result, er
 		}
 	}
 	b.proxy.SetDelay(0)
-	r.median0, r.medD = median(at0), median(atD)
+	r.median0, r.medD = medianDuration(at0), medianDuration(atD)
 	r.roundTrips = float64(r.medD-r.median0) / float64(delay)
 	per := float64(r.requests)
 	r.calls, r.ru, r.wu = calls/per, ru/per, wu/per
@@ -450,16 +452,12 @@ func (b *bench) measure(c class, rounds, n int, delay time.Duration) (result, er
 	return r, nil
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
+func medianDuration(ds []time.Duration) time.Duration {
+	fs := make([]float64, len(ds))
+	for i, d := range ds {
+		fs[i] = float64(d)
 	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return time.Duration(benchdoc.Median(fs))
 }
 
 func (r result) row() string {
@@ -473,10 +471,9 @@ func (r result) row() string {
 		float64(r.median0.Microseconds())/1000, float64(r.medD.Microseconds())/1000, strings.Join(ops, ", "))
 }
 
-func render(rs []result, rounds, n int, delay time.Duration, load0, load1 string) string {
+func render(rs []result, rounds, n int, delay time.Duration, load0 string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured by `make bench-path` (cmd/benchpath) on %s, %d CPUs, %s; load average before %s, after %s.\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), load0, load1)
+	fmt.Fprintf(&b, "Measured by `make bench-path` (cmd/benchpath) %s.\n", benchdoc.Machine(load0))
 	fmt.Fprintf(&b, "Each class: %d rounds of %d requests at D = 0 and %d at D = %v (sides alternating), after 3 warm-up requests;\n", rounds, n, n, delay)
 	b.WriteString("round trips = (median at D − median at 0) ÷ D. Calls and units per request are the proxy's counts (units as DynamoDB Local reports them).\n\n")
 	b.WriteString("| request (warm instance) | DynamoDB calls | read units | write units | round trips on the critical path | median latency at 0 / at D | calls by operation |\n")
@@ -485,40 +482,6 @@ func render(rs []result, rounds, n int, delay time.Duration, load0, load1 string
 		fmt.Fprintf(&b, "| %s %s\n", r.class.name, r.row())
 	}
 	return b.String()
-}
-
-const (
-	beginMarker = "<!-- bench-path:begin -->"
-	endMarker   = "<!-- bench-path:end -->"
-)
-
-// replaceSection puts table between the markers of file (appending them when absent).
-func replaceSection(file, table string) error {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	s := string(raw)
-	block := beginMarker + "\n" + table + endMarker
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if i >= 0 && j > i {
-		s = s[:i] + block + s[j+len(endMarker):]
-	} else {
-		s = strings.TrimRight(s, "\n") + "\n\n" + block + "\n"
-	}
-	return os.WriteFile(file, []byte(s), 0o644)
-}
-
-func loadAvg() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(raw))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
