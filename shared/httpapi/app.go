@@ -66,6 +66,12 @@ type Route struct {
 	// ignored), spends no limiter quota and never starts a metrics flush, so
 	// probing costs no DynamoDB call beyond the handler's own.
 	Probe bool
+	// Prefetch, when set, starts the handler's first reads alongside the
+	// limiter's decision of an anonymous request, so the two cost one round
+	// trip; the handler finds the result in Request.Prefetched. It must only
+	// read (its result is dropped when the request is refused), and it does
+	// not run for a client the limiter already knows to refuse.
+	Prefetch func(ctx context.Context, r *Request) any
 }
 
 // Response is a successful (or handler-shaped) answer. Body is marshalled as
@@ -182,6 +188,10 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		if err := a.resolve(ctx, r, st, policy, limited); err != nil {
 			return nil, err
 		}
+	case limited && route != nil && route.Prefetch != nil && !a.Limiter.CachedDeny(policy, ratelimit.ClientKey("", r.ClientIP)):
+		if err := a.limitWhilePrefetching(ctx, r, st, policy, route.Prefetch); err != nil {
+			return nil, err
+		}
 	case limited:
 		if err := a.limit(ctx, r, st, policy, ""); err != nil {
 			return nil, err
@@ -260,6 +270,27 @@ func (a *App) resolve(ctx context.Context, r *Request, st *state, policy string,
 	}
 	r.Principal = p
 	return a.limit(ctx, r, st, policy, p.UserID)
+}
+
+// limitWhilePrefetching runs the route's prefetch alongside the limiter's
+// decision; a refused request cancels the prefetch and drops its result.
+func (a *App) limitWhilePrefetching(ctx context.Context, r *Request, st *state, policy string, prefetch func(context.Context, *Request) any) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var got any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		got = prefetch(pctx, r)
+	}()
+	if err := a.limit(ctx, r, st, policy, ""); err != nil {
+		cancel()
+		<-done
+		return err
+	}
+	<-done
+	r.prefetched = got
+	return nil
 }
 
 // limit spends one request of policy from the client's bucket (the user's

@@ -71,8 +71,13 @@ type Request struct {
 	// Logger logs with the request's ids when given the handler's context.
 	Logger *slog.Logger
 
-	bodyErr *Error
+	bodyErr    *Error
+	prefetched any
 }
+
+// Prefetched returns what the route's Prefetch returned for this request
+// (nil when it did not run).
+func (r *Request) Prefetched() any { return r.prefetched }
 
 // Header returns a request header by case-insensitive name.
 func (r *Request) Header(name string) string { return r.Headers[strings.ToLower(name)] }
@@ -157,8 +162,11 @@ type SessionResolver interface {
 }
 
 // Limiter decides whether a client's request may proceed under a policy.
+// CachedDeny says, without a call, that the next request is known to be
+// refused.
 type Limiter interface {
 	Limit(ctx context.Context, policy, clientKey string) (ratelimit.Decision, error)
+	CachedDeny(policy, clientKey string) bool
 }
 
 // Recorder records finished requests; it must never fail or block a request

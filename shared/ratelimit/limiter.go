@@ -131,6 +131,22 @@ func (l *Limiter) Limit(ctx context.Context, policy, clientKey string) (Decision
 	return l.decide(ctx, p, StorageKey(p.Name, clientKey))
 }
 
+// CachedDeny reports, without a call, whether this instance already knows
+// the client's next request under the named policy will be refused (its deny
+// cache). The request layer asks before starting reads that would be wasted.
+func (l *Limiter) CachedDeny(policy, clientKey string) bool {
+	p, ok := l.policies[policy]
+	if !ok {
+		return false
+	}
+	key := StorageKey(p.Name, clientKey)
+	now := micros(l.clock.Now())
+	l.mu.Lock()
+	until, cached := l.denies[key]
+	l.mu.Unlock()
+	return cached && now < until
+}
+
 // decide decides one request of the bucket key (a StorageKey) under p.
 func (l *Limiter) decide(ctx context.Context, p Policy, key string) (Decision, error) {
 	now := micros(l.clock.Now())
