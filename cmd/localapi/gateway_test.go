@@ -331,6 +331,26 @@ func TestGatewayOwnAnswers(t *testing.T) {
 		})
 	}
 
+	// Between Lambda's 6 MB event limit and HTTP API's 10 MB: a JSON body
+	// counts as sent, a binary one base64-encoded (a third larger).
+	for _, tc := range []struct {
+		name        string
+		contentType string
+		size        int
+		status      int
+	}{
+		{"5 MiB of JSON reaches the function", "application/json", 5 << 20, 200},
+		{"6 MiB of JSON makes an event over 6 MB", "application/json", MaxEventBytes, 413},
+		{"5 MiB of binary is over 6 MB base64-encoded", "application/octet-stream", 5 << 20, 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := do("POST", "/ok", bytes.NewReader(bytes.Repeat([]byte("a"), tc.size)), map[string]string{"Content-Type": tc.contentType})
+			if resp.StatusCode != tc.status || (tc.status == 413 && m["message"] != "Request Entity Too Large") {
+				t.Errorf("got %d %v, want %d", resp.StatusCode, m, tc.status)
+			}
+		})
+	}
+
 	t.Run("CORS preflight from an allowed origin", func(t *testing.T) {
 		resp, _ := do("OPTIONS", "/ok", nil, map[string]string{"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"})
 		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" ||

@@ -130,9 +130,15 @@ func event(method, path string, query map[string]string, body, token string, id 
 }
 
 // call invokes app with ev; the body keeps its numbers as json.Number (see num).
+// Exchanges are validated against openapi.yaml, except on the made-up /t/*
+// routes of the recorder tests, which are not part of the API.
 func call(t *testing.T, app *httpapi.App, ev events.APIGatewayV2HTTPRequest) apitest.Response {
 	t.Helper()
-	r := apitest.Do(t, app.Handle, ev)
+	do := apitest.Do
+	if strings.HasPrefix(ev.RawPath, "/t/") {
+		do = apitest.DoUnvalidated
+	}
+	r := do(t, app.Handle, ev)
 	r.Body = nil
 	dec := json.NewDecoder(strings.NewReader(r.Raw))
 	dec.UseNumber()

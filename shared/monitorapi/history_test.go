@@ -54,12 +54,9 @@ func checkSeries(t *testing.T, hb historyBody, hours int, end time.Time, want ma
 	if hb.DataPoints != n || len(hb.Data) != n {
 		t.Fatalf("dataPoints %d, len %d, want %d", hb.DataPoints, len(hb.Data), n)
 	}
-	unit := "hours"
-	if hours == 1 {
-		unit = "hour"
-	}
-	if hb.TimeRange != fmt.Sprintf("%d %s", hours, unit) {
-		t.Errorf("timeRange = %q", hb.TimeRange)
+	// Literally "<h> hour(s)", as the original (and API.md) have it.
+	if hb.TimeRange != fmt.Sprintf("%d hour(s)", hours) {
+		t.Errorf("timeRange = %q, want %q", hb.TimeRange, fmt.Sprintf("%d hour(s)", hours))
 	}
 	first := end.Add(-time.Duration(n) * time.Minute)
 	for i, p := range hb.Data {

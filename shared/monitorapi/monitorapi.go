@@ -83,20 +83,20 @@ func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Respons
 	m := h.monitor
 	switch q.Endpoint {
 	case EndpointHistory:
-		return h.history(ctx, q.Hours)
+		return h.history(ctx, r, q.Hours)
 	case EndpointAlerts:
 		list, err := m.Alerts(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return httpapi.JSON(http.StatusOK, map[string]any{"alerts": list, "timestamp": m.Now().UnixMilli()}), nil
+		return h.ok(r, map[string]any{"alerts": list, "timestamp": m.Now().UnixMilli()}), nil
 	}
 	f, err := m.Figures(ctx, q.Endpoint != EndpointHealth)
 	if err != nil {
 		return nil, err
 	}
 	if q.Endpoint == EndpointMetrics {
-		return httpapi.JSON(http.StatusOK, metricsBody(f)), nil
+		return h.ok(r, metricsBody(f)), nil
 	}
 	list, err := m.Alerts(ctx)
 	if err != nil {
@@ -104,15 +104,15 @@ func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Respons
 	}
 	score, status := monitor.Health(nil, f.Memory, f.ErrorRate, f.CurrentLoad)
 	if q.Endpoint == EndpointHealth {
-		return httpapi.JSON(http.StatusOK, map[string]any{"status": status, "score": score, "alerts": list}), nil
+		return h.ok(r, map[string]any{"status": status, "score": score, "alerts": list}), nil
 	}
 	var uptime any
 	if f.Availability != nil {
 		uptime = fmt.Sprintf("%.2f%%", *f.Availability)
 	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
+	return h.ok(r, map[string]any{
 		"overview": map[string]any{
-			"status": status, "healthScore": score, "uptime": uptime, "lastUpdate": f.Now.UnixMilli(),
+			"status": status, "healthScore": score, "uptime": uptime, "lastUpdate": isoMillis(f.Now),
 		},
 		"traffic": map[string]any{
 			"requestsPerMinute": f.Rate, "totalRequests": f.Total, "errorRate": f.ErrorRate,
@@ -146,7 +146,7 @@ func metricsBody(f monitor.Figures) map[string]any {
 	}
 }
 
-func (h *Handler) history(ctx context.Context, hours int) (*httpapi.Response, error) {
+func (h *Handler) history(ctx context.Context, r *httpapi.Request, hours int) (*httpapi.Response, error) {
 	m := h.monitor
 	ms, now, err := m.History(ctx, hours)
 	if err != nil {
@@ -166,12 +166,9 @@ func (h *Handler) history(ctx context.Context, hours int) (*httpapi.Response, er
 			"cpuLoad": nil, "memoryUsage": nil,
 		}
 	}
-	unit := "hours"
-	if hours == 1 {
-		unit = "hour"
-	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
-		"timeRange": fmt.Sprintf("%d %s", hours, unit), "dataPoints": len(data), "data": data,
+	return h.ok(r, map[string]any{
+		// Literally "<h> hour(s)", as the original wrote it.
+		"timeRange": fmt.Sprintf("%d hour(s)", hours), "dataPoints": len(data), "data": data,
 		"source": m.Source(), "timestamp": now.UnixMilli(),
 	}), nil
 }
@@ -185,7 +182,7 @@ func (h *Handler) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 	if err := h.monitor.Report(ctx, s); err != nil {
 		return nil, err
 	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
+	return h.ok(r, map[string]any{
 		"success": true, "message": "Metrics updated successfully",
 		"updated": map[string]any{"requests": s.Requests, "performance": s.Performance},
 	}), nil
@@ -199,9 +196,20 @@ func (h *Handler) acknowledge(ctx context.Context, r *httpapi.Request) (*httpapi
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
+	return h.ok(r, map[string]any{
 		"success": true, "message": "Alert acknowledged", "alert": a,
 	}), nil
+}
+
+// ok is a 200 answer of the route: the original put processingTime on each.
+func (h *Handler) ok(r *httpapi.Request, body map[string]any) *httpapi.Response {
+	body["processingTime"] = r.ProcessingTime(h.monitor.Now())
+	return httpapi.JSON(http.StatusOK, body)
+}
+
+// isoMillis is JavaScript's Date.toISOString(): UTC, milliseconds, "Z".
+func isoMillis(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 func round2(v *float64) *float64 {

@@ -162,8 +162,8 @@ func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Respo
 	now := h.clock.Now()
 	systemLoad := map[string]any{
 		"currentLoad":         round(snap.CurrentLoad, 4),
-		"cpuLoad":             round(snap.CurrentLoad, 4), // the original's name for the same load fraction
-		"memoryUsage":         nil,                        // not measured here (see the system monitor)
+		"cpuLoad":             nil, // Lambda exposes no CPU figure; the load keeps its own names
+		"memoryUsage":         nil, // not measured here (see the system monitor)
 		"measuredLoad":        round(snap.MeasuredLoad, 4),
 		"overrideLoad":        round(snap.OverrideLoad, 4),
 		"requestsLastMinute":  snap.RequestsLastMinute,
