@@ -6,7 +6,8 @@
 // routes from template.yaml and serves them the way API Gateway's HTTP API
 // does: route priority, the base64 body rule, payload format 2.0 events, and
 // cookies and headers back out. The system-monitor schedule runs too. Ctrl-C
-// (or SIGTERM) stops the server, the schedule and DynamoDB Local.
+// (or SIGTERM) stops the server and the schedule, writes each function's
+// pending metrics counts, and stops DynamoDB Local.
 //
 // Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use a running DynamoDB
 // Local), every variable of the configuration table, and for the master user
@@ -193,6 +194,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 
 	var routes []Route
 	var schedules []schedule
+	var instances []*platform.Deps
 	for _, fn := range tmpl.Functions {
 		code, ok := functions[fn.LogicalID]
 		if !ok {
@@ -207,6 +209,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", code.name, err)
 		}
+		instances = append(instances, deps)
 		handler, invoker, err := code.build(ctx, deps)
 		if err != nil {
 			return fmt.Errorf("%s: %w", code.name, err)
@@ -265,6 +268,12 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		logger.Warn("shutdown", "err", err)
 	}
 	wg.Wait()
+	// As each function does on SIGTERM: write the counts its recorder holds.
+	for _, d := range instances {
+		if err := d.Recorder.Flush(shutdownCtx); err != nil {
+			logger.Warn("final metrics flush", "function", d.Function, "err", err)
+		}
+	}
 	return nil // deferred: DynamoDB Local stops
 }
 
