@@ -7,7 +7,8 @@
 // does: route priority, the base64 body rule, payload format 2.0 events, and
 // cookies and headers back out. The system-monitor schedule runs too, and
 // GET /openapi.yaml serves the API's OpenAPI document for client developers.
-// Ctrl-C (or SIGTERM) stops the server, the schedule and DynamoDB Local.
+// Ctrl-C (or SIGTERM) stops the server and the schedule, writes each
+// function's pending metrics counts, and stops DynamoDB Local.
 //
 // Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use a running DynamoDB
 // Local), every variable of the configuration table, and for the master user
@@ -195,6 +196,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 
 	var routes []Route
 	var schedules []schedule
+	var instances []*platform.Deps
 	for _, fn := range tmpl.Functions {
 		code, ok := functions[fn.LogicalID]
 		if !ok {
@@ -209,6 +211,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", code.name, err)
 		}
+		instances = append(instances, deps)
 		handler, invoker, err := code.build(ctx, deps)
 		if err != nil {
 			return fmt.Errorf("%s: %w", code.name, err)
@@ -267,6 +270,12 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		logger.Warn("shutdown", "err", err)
 	}
 	wg.Wait()
+	// As each function does on SIGTERM: write the counts its recorder holds.
+	for _, d := range instances {
+		if err := d.Recorder.Flush(shutdownCtx); err != nil {
+			logger.Warn("final metrics flush", "function", d.Function, "err", err)
+		}
+	}
 	return nil // deferred: DynamoDB Local stops
 }
 

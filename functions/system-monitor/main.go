@@ -29,5 +29,6 @@ func main() {
 	if err != nil {
 		log.Fatalf("system-monitor: %v", err)
 	}
-	lambda.Start(h.Invoke)
+	// On SIGTERM (the instance is being shut down) the recorder writes its pending counts.
+	lambda.StartWithOptions(h.Invoke, lambda.WithEnableSIGTERM(deps.Shutdown))
 }

@@ -28,5 +28,6 @@ func main() {
 	if err != nil {
 		log.Fatalf("traffic-manager: %v", err)
 	}
-	lambda.Start(app.Handle)
+	// On SIGTERM (the instance is being shut down) the recorder writes its pending counts.
+	lambda.StartWithOptions(app.Handle, lambda.WithEnableSIGTERM(deps.Shutdown))
 }

@@ -137,6 +137,7 @@ func (a *App) logger() *slog.Logger {
 func (a *App) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
 	r := a.parse(ctx, ev)
 	ctx = ctxlog.With(ctx, "apiRequestId", r.RequestID, "lambdaRequestId", r.LambdaRequestID)
+	ctx, _ = store.WithUsage(ctx) // the capacity units of this request's calls, for its EMF line
 	var st state
 	env := a.envelope(r.Method)
 	defer func() {
@@ -566,6 +567,7 @@ func (a *App) record(ctx context.Context, r *Request, st *state, status int) {
 		// A limiter deny is throttled whatever its status (RATE_LIMIT_STATUS=503).
 		Throttled: status == http.StatusTooManyRequests || st.code == CodeRateLimit,
 		Admitted:  st.admitted, Duration: now.Sub(r.Started), At: now,
+		ReadUnits: store.UsageFrom(ctx).ReadUnits(), WriteUnits: store.UsageFrom(ctx).WriteUnits(),
 	})
 }
 

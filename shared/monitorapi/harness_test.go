@@ -59,8 +59,9 @@ type harness struct {
 
 func newHarness(t *testing.T, overrides map[string]string, opts ...monitorapi.Option) *harness {
 	t.Helper()
-	// Sessions outlive the clock moves of the tests (up to 8 days).
-	all := apitest.Merge(map[string]string{"SESSION_TTL": "2592000", "SESSION_MAX_LIFETIME": "2592000"}, overrides)
+	// Sessions outlive the clock moves of the tests (up to 8 days). The
+	// counters are read right after requests, so each request writes its own.
+	all := apitest.Merge(map[string]string{"SESSION_TTL": "2592000", "SESSION_MAX_LIFETIME": "2592000", "METRICS_FLUSH_INTERVAL": "0"}, overrides)
 	calls := &store.CallCounter{}
 	env := dynamotest.New(t, "system-monitor", all)
 	h := &harness{t: t, env: env, fake: clock.NewFake(minuteM), calls: calls, emf: &bytes.Buffer{}}

@@ -126,8 +126,9 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	}
 	logger := ctxlog.New(o.logger.With("function", cfg.Function))
 	// The breaker is outermost, so a store outage costs a request about one DB_TIMEOUT.
+	// UsageOption feeds each request's capacity accumulator (the EMF ReadUnits/WriteUnits).
 	db := store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout,
-		append([]func(*dynamodb.Options){store.NewBreaker(store.BreakerCooldown, o.clock.Now).Option()}, o.dbOptions...)...)
+		append([]func(*dynamodb.Options){store.NewBreaker(store.BreakerCooldown, o.clock.Now).Option(), store.UsageOption()}, o.dbOptions...)...)
 	d := &Deps{
 		Function: cfg.Function,
 		AWS:      ac,
@@ -175,6 +176,19 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	return d, nil
 }
 
+// ShutdownFlushTimeout bounds the recorder's final flush on SIGTERM: Lambda
+// sends SIGKILL about 500 ms after SIGTERM.
+const ShutdownFlushTimeout = 400 * time.Millisecond
+
+// Shutdown writes the recorder's pending counts, bounded by
+// ShutdownFlushTimeout; each function's main runs it on SIGTERM
+// (lambda.WithEnableSIGTERM). A failure is logged by the recorder.
+func (d *Deps) Shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownFlushTimeout)
+	defer cancel()
+	_ = d.Recorder.Flush(ctx)
+}
+
 // Install puts the shared middleware and the request layer's settings on a
 // function's app.
 func (d *Deps) Install(app *httpapi.App) *httpapi.App {
@@ -219,10 +233,12 @@ func LimiterSettings(cfg config.Config) (ratelimit.Settings, error) {
 
 // RecorderSettings are the recorder's parameters; its counter write is
 // bounded by min(DB_TIMEOUT, metrics.MaxRecordTimeout), so a slow metrics
-// table cannot make every answer slow.
+// table cannot make every answer slow, and METRICS_FLUSH_INTERVAL sets how
+// often an instance writes its counters.
 func RecorderSettings(cfg config.Config) metrics.Settings {
 	return metrics.Settings{
 		Function: cfg.Function, Table: cfg.Tables.Metrics, Shards: cfg.MetricShards,
 		Realtime: cfg.MetricsRealtime, SlowQuery: cfg.SlowQuery, WriteTimeout: min(cfg.DBTimeout, metrics.MaxRecordTimeout),
+		FlushInterval: cfg.MetricsFlushInterval,
 	}
 }

@@ -7,6 +7,7 @@ package lambda_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/json"
 	"fmt"
@@ -28,8 +29,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
+	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 )
 
 // function is one Lambda of template.yaml.
@@ -556,4 +559,57 @@ func peakRSS(riePid int) string {
 		}
 	}
 	return "n/a"
+}
+
+// TestSIGTERMFlushesPendingCounts: a function holding counts it has not
+// written yet (METRICS_FLUSH_INTERVAL far longer than the test) writes them
+// when the emulator shuts it down with SIGTERM, as Lambda does before
+// reclaiming an instance (lambda.WithEnableSIGTERM).
+func TestSIGTERMFlushesPendingCounts(t *testing.T) {
+	root := repoRoot(t)
+	rie := filepath.Join(root, "bin", "aws-lambda-rie")
+	if _, err := os.Stat(rie); err != nil {
+		t.Fatalf("%s is missing: run `make deps` (it installs the Runtime Interface Emulator): %v", rie, err)
+	}
+	db := dynamotest.New(t, "traffic-manager", nil)
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"AWS_REGION=us-east-1",
+		"DYNAMODB_ENDPOINT=" + db.Config.DynamoDBEndpoint,
+		"METRICS_FLUSH_INTERVAL=60000",
+	}
+	for name, table := range db.Tables.Env() {
+		env = append(env, name+"="+table)
+	}
+	f := functions[2]
+	e := startEmulator(t, rie, makeBuild(t, root, f, runtime.GOARCH, t.TempDir()), f, env)
+	checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-unknown-path", nil)), 404, "NOT_FOUND", traffic)
+	checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-unknown-path", nil)), 404, "NOT_FOUND", traffic)
+
+	counters := metrics.NewCounters(db.Client, db.Tables.Metrics, db.Config.MetricShards, clock.System{})
+	now := time.Now()
+	requests := func() int64 {
+		sum, err := counters.Sum(context.Background(), now.Add(-5*time.Minute), now.Add(5*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum.Requests
+	}
+	if n := requests(); n != 1 {
+		t.Fatalf("%d requests stored before shutdown, want 1 (the first, flushed by the second request)", n)
+	}
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the emulator did not stop on SIGTERM:\n%s", e.out)
+	}
+	if n := requests(); n != 2 {
+		t.Errorf("%d requests stored after SIGTERM, want 2 (the pending one written on shutdown):\n%s", n, e.out)
+	}
 }
