@@ -5,14 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
@@ -22,82 +18,23 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
-// rendezvous holds the session read and the rate-limit write of a request
-// until both have started: if the request layer ran them one after the
-// other, the first would wait in vain and the rendezvous reports it.
-type rendezvous struct {
-	armed      atomic.Bool
-	limitsName string
-	mu         sync.Mutex
-	read, lim  chan struct{}
-	readSeen   bool
-	limSeen    bool
-	missed     atomic.Int64
-}
-
-func (z *rendezvous) reset() {
-	z.mu.Lock()
-	z.read, z.lim = make(chan struct{}), make(chan struct{})
-	z.readSeen, z.limSeen = false, false
-	z.mu.Unlock()
-	z.armed.Store(true)
-}
-
-func (z *rendezvous) option() func(*dynamodb.Options) {
-	return func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
-			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("Rendezvous", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				if z.armed.Load() {
-					z.mu.Lock()
-					read, lim := z.read, z.lim
-					z.mu.Unlock()
-					var mine, other chan struct{}
-					switch v := in.Parameters.(type) {
-					case *dynamodb.BatchGetItemInput:
-						mine, other = read, lim
-					case *dynamodb.UpdateItemInput:
-						if aws.ToString(v.TableName) == z.limitsName {
-							mine, other = lim, read
-						}
-					}
-					if mine != nil {
-						// Only the first read and write of a request meet; later
-						// calls (the listing's own reads) pass.
-						z.mu.Lock()
-						first := mine == z.read && !z.readSeen || mine == z.lim && !z.limSeen
-						if mine == z.read {
-							z.readSeen = true
-						} else {
-							z.limSeen = true
-						}
-						z.mu.Unlock()
-						if !first {
-							return next.HandleInitialize(ctx, in)
-						}
-						close(mine)
-						select {
-						case <-other:
-						case <-time.After(10 * time.Second):
-							z.missed.Add(1)
-						}
-					}
-				}
-				return next.HandleInitialize(ctx, in)
-			}), middleware.Before)
-		})
-	}
-}
-
 // A token this instance validated before runs its user-keyed limiter write
 // and its session read together; the read still happens on every request,
 // so a session ended elsewhere is refused on the very next one.
 func TestKnownTokenReadsAlongsideTheLimiter(t *testing.T) {
 	e := newEnv(t, nil)
 	tok := e.login(t, masterName, e.masterPassword)
-	z := &rendezvous{limitsName: e.env.Tables.RateLimits}
+	limits := e.env.Tables.RateLimits
+	z := &apitest.Rendezvous{
+		A: func(in any) bool { _, ok := in.(*dynamodb.BatchGetItemInput); return ok },
+		B: func(in any) bool {
+			u, ok := in.(*dynamodb.UpdateItemInput)
+			return ok && aws.ToString(u.TableName) == limits
+		},
+	}
 	calls := &store.CallCounter{}
 	deps, err := platform.New(context.Background(), e.env.Config, platform.WithClock(e.clock),
-		platform.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), platform.WithDynamoDBOptions(z.option(), calls.Option()), platform.WithMetricsOutput(io.Discard))
+		platform.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), platform.WithDynamoDBOptions(z.Option(), calls.Option()), platform.WithMetricsOutput(io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +50,7 @@ func TestKnownTokenReadsAlongsideTheLimiter(t *testing.T) {
 		t.Fatal("a validated token is not known to the instance")
 	}
 	for i := 0; i < 3; i++ {
-		z.reset()
+		z.Arm()
 		calls.Reset()
 		if res := apitest.Do(t, app.Handle, list.Event()); res.Status != 200 {
 			t.Fatalf("request %d: %d %s", i, res.Status, res.Raw)
@@ -122,8 +59,8 @@ func TestKnownTokenReadsAlongsideTheLimiter(t *testing.T) {
 			t.Fatalf("request %d: no session read: revocation would not be exact", i)
 		}
 	}
-	z.armed.Store(false)
-	if n := z.missed.Load(); n != 0 {
+	z.Disarm()
+	if n := z.Missed(); n != 0 {
 		t.Fatalf("%d times the session read and the limiter write did not overlap", n)
 	}
 	// Ended on the auth function: this instance refuses it at once.
