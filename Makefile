@@ -8,8 +8,14 @@ SHELL := /bin/bash
 GO ?= go
 # Lambda runs the functions on arm64 (template.yaml); the emulator tests build for the host.
 LAMBDA_GOARCH ?= arm64
+# The build's version (GET /api/health): git describe, or "dev" outside a git checkout
+# (sam build may copy the sources without .git).
+ifndef VERSION
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
+VERSION_FLAG = -X github.com/zenithfresh/zenith-serverless/shared/buildinfo.Version=$(if $(strip $(VERSION)),$(VERSION),dev)
 # The static, stripped Lambda binary: no cgo, no RPC mode of aws-lambda-go, no local paths.
-LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w'
+LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w $(VERSION_FLAG)'
 
 # The AWS Lambda Runtime Interface Emulator: its tags are not served by the module proxy,
 # so it is pinned by pseudo-version.
@@ -112,7 +118,7 @@ test: deps bin/withdynamo lint
 	./bin/withdynamo -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 dev: deps
-	@$(GO) build -o bin/localapi ./cmd/localapi
+	@$(GO) build -ldflags='$(VERSION_FLAG)' -o bin/localapi ./cmd/localapi
 	./bin/localapi
 
 tables:

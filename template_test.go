@@ -360,8 +360,11 @@ func TestFunctionsRuntimeBuildAndRoutes(t *testing.T) {
 				routes = append(routes, key)
 			}
 			want := []string{"ANY " + f.base, "ANY " + f.base + "/{proxy+}"}
-			if f.logicalID == "AuthFunction" {
+			switch f.logicalID {
+			case "AuthFunction":
 				want = append(want, "ANY /$default")
+			case "SystemMonitorFunction":
+				want = append(want, "ANY /api/health")
 			}
 			sort.Strings(routes)
 			sort.Strings(want)
@@ -729,7 +732,9 @@ func TestMakefileTargetsBuildTheRightPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(mk)
-	for _, want := range []string{"CGO_ENABLED=0", "GOOS=linux", "-tags lambda.norpc", "-trimpath", "-ldflags='-s -w'"} {
+	// The version of GET /api/health is stamped by -X from git describe.
+	for _, want := range []string{"CGO_ENABLED=0", "GOOS=linux", "-tags lambda.norpc", "-trimpath", "-ldflags='-s -w $(VERSION_FLAG)'",
+		"-X github.com/zenithfresh/zenith-serverless/shared/buildinfo.Version=", "git describe --tags --always --dirty"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("Makefile build command lacks %s", want)
 		}

@@ -121,6 +121,9 @@ func TestTemplateRoutesGoToTheirFunctions(t *testing.T) {
 		{"GET", "/api/sessions/count", "SessionFunction", "ANY /api/sessions/{proxy+}"},
 		{"GET", "/api/traffic-manager", "TrafficManagerFunction", "ANY /api/traffic-manager"},
 		{"POST", "/api/system-monitor/alerts/a1/acknowledge", "SystemMonitorFunction", "ANY /api/system-monitor/{proxy+}"},
+		{"GET", "/api/health", "SystemMonitorFunction", "ANY /api/health"},
+		{"POST", "/api/health", "SystemMonitorFunction", "ANY /api/health"}, // its 405, not auth's 404
+		{"GET", "/api/health/x", "AuthFunction", "$default"},
 		{"GET", "/api/sessionsX", "AuthFunction", "$default"},
 		{"GET", "/", "AuthFunction", "$default"},
 	}

@@ -166,6 +166,16 @@ func TestDevServerEndToEnd(t *testing.T) {
 			}
 		}
 	})
+	t.Run("GET /api/health answers through system-monitor", func(t *testing.T) {
+		resp, m := do("GET", "/api/health", "", "", nil)
+		checks, _ := m["checks"].(map[string]any)
+		if resp.StatusCode != 200 || m["status"] != "ok" || checks["dynamodb"] != "ok" || m["version"] != "dev" || m["timestamp"] == nil {
+			t.Errorf("got %d %v", resp.StatusCode, m)
+		}
+		if resp, m := do("POST", "/api/health", "application/json", "{}", nil); resp.StatusCode != 405 || m["code"] != "METHOD_NOT_ALLOWED" {
+			t.Errorf("POST: got %d %v", resp.StatusCode, m)
+		}
+	})
 
 	t.Run("traffic-manager rejects a bad status in its envelope", func(t *testing.T) {
 		resp, m := do("GET", "/api/traffic-manager?status=bogus", "", "", nil)

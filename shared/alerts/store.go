@@ -145,11 +145,31 @@ type ruleState struct {
 // Any number of concurrent evaluations of the same window leave the same
 // single alert per rule: every write is conditional.
 func (s *Store) Evaluate(ctx context.Context, in Inputs) ([]Result, error) {
-	window := in.Window.Truncate(time.Minute)
-	states, err := s.states(ctx)
+	states, err := s.States(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return s.EvaluateFrom(ctx, in, states)
+}
+
+// RuleStates are the rules' states as one consistent read saw them (States).
+type RuleStates struct{ m map[string]ruleState }
+
+// States reads every rule's state (one strongly consistent Query), so a
+// caller can issue it together with the reads of the inputs and then call
+// EvaluateFrom.
+func (s *Store) States(ctx context.Context) (RuleStates, error) {
+	m, err := s.states(ctx)
+	return RuleStates{m}, err
+}
+
+// EvaluateFrom is Evaluate with the rule states already read. The states may
+// be a little stale: every write is conditional on the stored state, so a
+// stale read never raises twice or resolves wrongly.
+func (s *Store) EvaluateFrom(ctx context.Context, in Inputs, rs RuleStates) ([]Result, error) {
+	window := in.Window.Truncate(time.Minute)
+	states := rs.m
+	var err error
 	var results []Result
 	var errs []error
 	for _, c := range Evaluate(in) {

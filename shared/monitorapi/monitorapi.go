@@ -1,6 +1,6 @@
 // Package monitorapi holds the routes of the system-monitor function
-// (GET/POST /api/system-monitor, POST /api/system-monitor/alerts/{id}/acknowledge)
-// and the entry point that also accepts the EventBridge schedule running the
+// (GET/POST /api/system-monitor, POST /api/system-monitor/alerts/{id}/acknowledge,
+// GET /api/health) and the entry point that also accepts the EventBridge schedule running the
 // alert evaluation.
 package monitorapi
 
@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/zenithfresh/zenith-serverless/shared/alerts"
+	"github.com/zenithfresh/zenith-serverless/shared/buildinfo"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics/cwhistory"
@@ -72,7 +74,28 @@ func (h *Handler) routes() []httpapi.Route {
 		{Method: http.MethodGet, Path: "/api/system-monitor", Permission: users.PermSystemMonitoring, Handler: h.get},
 		{Method: http.MethodPost, Path: "/api/system-monitor", Permission: users.PermSystemMonitoring, Handler: h.post},
 		{Method: http.MethodPost, Path: "/api/system-monitor/alerts/{id}/acknowledge", Permission: users.PermSystemMonitoring, Handler: h.acknowledge},
+		// A probe: no session read, no limiter quota, no metrics flush.
+		{Method: http.MethodGet, Path: "/api/health", Permission: httpapi.Public, Handler: h.health, Probe: true},
 	}
+}
+
+// health answers GET /api/health (API.md "/api/health"): readiness from this
+// instance's cached DynamoDB check. Both answers are health bodies, not
+// error envelopes.
+func (h *Handler) health(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	body := map[string]any{
+		"version":   buildinfo.Version,
+		"timestamp": isoMillis(h.monitor.Now()),
+		"requestId": r.RequestID,
+	}
+	if h.monitor.Ready(ctx) {
+		body["status"], body["checks"] = "ok", map[string]string{"dynamodb": "ok"}
+		return httpapi.JSON(http.StatusOK, body), nil
+	}
+	body["status"], body["checks"] = "unavailable", map[string]string{"dynamodb": "unreachable"}
+	res := httpapi.JSON(http.StatusServiceUnavailable, body)
+	res.Headers = map[string]string{"Retry-After": strconv.Itoa(int(monitor.ReadinessCacheFor / time.Second))}
+	return res, nil
 }
 
 func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
@@ -91,16 +114,16 @@ func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Respons
 		}
 		return h.ok(r, map[string]any{"alerts": list, "timestamp": m.Now().UnixMilli()}), nil
 	}
-	f, err := m.Figures(ctx, q.Endpoint != EndpointHealth)
+	// The figures, the peak and the alerts are read together.
+	f, list, err := m.Snapshot(ctx, monitor.Want{Peak: q.Endpoint != EndpointHealth, Alerts: q.Endpoint != EndpointMetrics})
 	if err != nil {
 		return nil, err
 	}
 	if q.Endpoint == EndpointMetrics {
 		return h.ok(r, metricsBody(f)), nil
 	}
-	list, err := m.Alerts(ctx)
-	if err != nil {
-		return nil, err
+	if list == nil {
+		list = []alerts.Alert{}
 	}
 	score, status := monitor.Health(nil, f.Memory, f.ErrorRate, f.CurrentLoad)
 	if q.Endpoint == EndpointHealth {

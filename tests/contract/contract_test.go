@@ -279,6 +279,8 @@ func TestEveryDynamoDBCallIsAllowedByTheTemplate(t *testing.T) {
 	}
 	expect("system-monitor", apitest.Request{Method: "POST", Path: "/api/system-monitor", Body: `{"requests":{"total":5}}`}, 200)
 	expect("system-monitor", apitest.Request{Method: "POST", Path: "/api/system-monitor/alerts/nope/acknowledge"}, 404)
+	expect("system-monitor", apitest.Request{Method: "GET", Path: "/api/health", Headers: map[string]string{}}, 200)
+	expect("system-monitor", apitest.Request{Method: "POST", Path: "/api/health", Headers: map[string]string{}}, 405)
 	if _, err := s.mon.Invoke(context.Background(), json.RawMessage(`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`)); err != nil {
 		t.Fatalf("scheduled evaluation: %v", err)
 	}
