@@ -409,6 +409,7 @@ func TestNoSecretsAtRest(t *testing.T) {
 	phc := regexp.MustCompile(`^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$`)
 	hexKey := regexp.MustCompile(`^[0-9a-f]{64}$`)
 	counterKey := regexp.MustCompile(`^(pair|user)#[0-9a-f]{64}$`)
+	sessionCountKey := regexp.MustCompile(`^count#(meta|[mhd]#[0-9]+)$`)
 	cfg := e.env.Tables
 	for _, table := range []string{cfg.Users, cfg.Sessions, cfg.LoginAttempts, cfg.RateLimits, cfg.Metrics, cfg.Alerts, cfg.LoadOverrides} {
 		items := scanAll(t, e.env.Client, table)
@@ -429,7 +430,16 @@ func TestNoSecretsAtRest(t *testing.T) {
 					t.Fatalf("user hash is not PHC argon2id: %s", h)
 				}
 			case cfg.Sessions:
-				if pk, _ := m["pk"].(string); !hexKey.MatchString(pk) {
+				pk, _ := m["pk"].(string)
+				if sessionCountKey.MatchString(pk) { // a session counter: numbers only
+					for k, v := range m {
+						if _, num := v.(float64); k != "pk" && !num {
+							t.Fatalf("session counter %s holds %s = %v", pk, k, v)
+						}
+					}
+					break
+				}
+				if !hexKey.MatchString(pk) {
 					t.Fatalf("session key is not a SHA-256: %s", pk)
 				}
 			case cfg.LoginAttempts:
@@ -459,6 +469,9 @@ func TestNoSecretsAtRest(t *testing.T) {
 func TestDynamoDBCalls(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, map[string]string{"SESSION_TOUCH_INTERVAL": "60"})
+	// Off the day boundary of the epoch: the touch then moves the session's
+	// count within one hour, one counter write (docs/identity.md).
+	e.clock.Advance(90 * time.Minute)
 	tok := e.login(t, masterName, e.masterPassword) // warms the role cache and the pair trust
 	ops := []string{"BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "TransactWriteItems"}
 	identity := func() map[string]int {
@@ -484,8 +497,8 @@ func TestDynamoDBCalls(t *testing.T) {
 	if s, _, err := mgr.Validate(ctx, tok); err != nil || s == nil {
 		t.Fatalf("validate: %v", err)
 	}
-	if got := identity(); fmt.Sprint(got) != "map[BatchGetItem:1 UpdateItem:1]" {
-		t.Fatalf("validate after the touch interval: %v, want one BatchGetItem and one UpdateItem", got)
+	if got := identity(); fmt.Sprint(got) != "map[BatchGetItem:1 UpdateItem:2]" {
+		t.Fatalf("validate after the touch interval: %v, want one BatchGetItem and two UpdateItems (the touch and its counter move, together)", got)
 	}
 	e.calls.Reset()
 	mgr.Validate(ctx, "session_1700000000000_abcdef") // not one of ours: no call
@@ -496,8 +509,8 @@ func TestDynamoDBCalls(t *testing.T) {
 	if ok, err := mgr.Logout(ctx, tok); err != nil || !ok {
 		t.Fatalf("logout: %v %v", ok, err)
 	}
-	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1 GetItem:1]" {
-		t.Fatalf("logout: %v, want one DeleteItem and one GetItem (the user's version)", got)
+	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1 GetItem:1 UpdateItem:3]" {
+		t.Fatalf("logout: %v, want one DeleteItem, then together one GetItem (the user's version) and three UpdateItems (its minute, hour and day counters)", got)
 	}
 	// A session resolved in this request (header or cookie token) needs no user read.
 	tok2 := e.login(t, masterName, e.masterPassword)
@@ -506,8 +519,8 @@ func TestDynamoDBCalls(t *testing.T) {
 	if ok, err := mgr.RevokeValidated(ctx, s2); err != nil || !ok {
 		t.Fatalf("revoke validated: %v %v", ok, err)
 	}
-	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1]" {
-		t.Fatalf("logout of a resolved session: %v, want one DeleteItem", got)
+	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1 UpdateItem:3]" {
+		t.Fatalf("logout of a resolved session: %v, want one DeleteItem and, together, three UpdateItems (its minute, hour and day counters)", got)
 	}
 	// A dead token: one read the first time on an instance, none after.
 	e.calls.Reset()

@@ -46,8 +46,9 @@ func TestEmbeddedTables(t *testing.T) {
 	}
 	sessions := byID["SessionsTable"]
 	want := []samtemplate.GSI{{IndexName: "userId-index",
-		KeySchema:  []samtemplate.KeyElement{{Name: "userId", Type: "HASH"}},
-		Projection: samtemplate.Projection{ProjectionType: "KEYS_ONLY"}}}
+		KeySchema: []samtemplate.KeyElement{{Name: "userId", Type: "HASH"}},
+		Projection: samtemplate.Projection{ProjectionType: "INCLUDE",
+			NonKeyAttributes: []string{"handle", "sessionVersion", "createdAt", "lastActivity", "idleExpiresAt", "expiresAt", "countedExpiry"}}}}
 	if !reflect.DeepEqual(sessions.GlobalSecondaryIndexes, want) {
 		t.Errorf("sessions GSIs %+v, want %+v", sessions.GlobalSecondaryIndexes, want)
 	}
