@@ -129,6 +129,10 @@ func New(db API, t Tables, cfg Config, roles *users.Roles, clk clock.Clock, logg
 	}
 }
 
+// UseCursorKeys gives the listings the sealer of their cursors (the
+// deployment's keyring); without one, a listing with more pages fails.
+func (m *Manager) UseCursorKeys(k store.Sealer) { m.cursors = store.Cursors{Sealer: k} }
+
 // Config returns the lifetimes in force.
 func (m *Manager) Config() Config { return m.cfg }
 
@@ -468,7 +472,7 @@ func byUser(userID string) (expression.Expression, error) {
 // keys (a page may be short), one BatchGetItem gives the items and the user,
 // so sessions of an older session version are left out.
 func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor string) (Page, error) {
-	start, err := m.cursors.Decode(cursor,
+	start, err := m.cursors.Decode(ctx, cursor,
 		store.KeyField{Name: "pk", Valid: validHash},
 		store.KeyField{Name: "userId", Valid: func(v string) bool { return v == userID }})
 	if err != nil {
@@ -500,13 +504,15 @@ func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor
 	if err != nil {
 		return Page{}, err
 	}
-	page.Cursor = m.cursors.Encode(out.LastEvaluatedKey)
+	if page.Cursor, err = m.cursors.Encode(ctx, out.LastEvaluatedKey); err != nil {
+		return Page{}, err
+	}
 	return page, nil
 }
 
 // ListAll returns a page of every user's live sessions (a scan; a page may be short).
 func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, error) {
-	start, err := m.cursors.Decode(cursor, store.KeyField{Name: "pk", Valid: validHash})
+	start, err := m.cursors.Decode(ctx, cursor, store.KeyField{Name: "pk", Valid: validHash})
 	if err != nil {
 		return Page{}, err
 	}
@@ -537,7 +543,11 @@ func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, 
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Users: us, Cursor: m.cursors.Encode(out.LastEvaluatedKey)}
+	next, err := m.cursors.Encode(ctx, out.LastEvaluatedKey)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Users: us, Cursor: next}
 	now := m.clock.Now().UnixMilli()
 	for _, s := range list {
 		if m.current(s, us[s.UserID], now) {
