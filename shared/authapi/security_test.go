@@ -514,3 +514,43 @@ func TestColdStartDuringOutage(t *testing.T) {
 		t.Fatalf("login once the store is back: %d %s", res.Status, res.Raw)
 	}
 }
+
+// TestCurrentPasswordLockout (finding 5): a wrong currentPassword counts as
+// a failed login, so a stolen session cannot guess the password at the API's
+// rate, from however many addresses (the session has its own lock); and a
+// distributed attack that trips the username-wide limit does not stop the
+// session's owner from changing the password.
+func TestCurrentPasswordLockout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	// The staff routes (a password change included) need userManagement.
+	putRole(t, e, users.Role{ID: "user_admin", Name: "User Administrator", Access: "premium_features", UserManagement: true, APIAccess: "limited", ExportFormats: "standard"})
+	master := e.login(t, masterName, e.masterPassword)
+	pw := apitest.RandomPassword(t)
+	e.createUser(t, master, "victim_1", pw, "user_admin")
+	victim := e.login(t, "victim_1", pw)
+	change := func(current, ip string) apitest.Response {
+		return e.do(t, apitest.Request{Method: http.MethodPatch, Path: "/api/auth/users/victim_1", Headers: apitest.Bearer(victim), SourceIP: ip,
+			Body: apitest.JSON(t, map[string]any{"password": apitest.RandomPassword(t), "currentPassword": current})})
+	}
+	// The username-wide limit tripped by guessers elsewhere.
+	for i := 0; i < 50; i++ {
+		e.do(t, loginFrom(t, "victim_1", "wrong-password!", fmt.Sprintf("203.0.113.%d", i%11+1)))
+	}
+	if res := e.do(t, loginFrom(t, "victim_1", pw, "192.0.2.200")); res.Status != 429 {
+		t.Fatalf("the username-wide limit did not trip: %d", res.Status)
+	}
+	for i := 0; i < 5; i++ {
+		if res := change("not-the-password", fmt.Sprintf("198.51.100.%d", 30+i)); res.Status != 401 || res.Str("code") != "INVALID_CREDENTIALS" {
+			t.Fatalf("wrong current password %d: %d %s", i+1, res.Status, res.Raw)
+		}
+	}
+	res := change(pw, "198.51.100.99")
+	if res.Status != 429 || res.Str("code") != "TOO_MANY_ATTEMPTS" || res.Headers["Retry-After"] == "" {
+		t.Fatalf("after 5 wrong current passwords from 5 addresses: %d %s", res.Status, res.Raw)
+	}
+	e.clock.Advance(time.Second)
+	if res := change(pw, "198.51.100.99"); res.Status != 200 {
+		t.Fatalf("the owner after the lock, during the username-wide limit: %d %s", res.Status, res.Raw)
+	}
+}

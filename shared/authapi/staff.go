@@ -88,11 +88,15 @@ func ParseUpdateUser(body []byte) (users.Changes, *httpapi.Error) {
 
 // actor is the caller as the rules of who may change whom see them: their
 // user id and current role from the session's principal (never from the
-// body), and their address for the lockout of a wrong current password.
+// body), and their address and session for the lockout of a wrong current
+// password.
 func actor(r *httpapi.Request) users.Actor {
 	a := users.Actor{RequestID: r.RequestID, ClientIP: r.ClientIP}
-	if r.Principal != nil {
-		a.Username, a.Role = r.Principal.UserID, r.Principal.Role
+	if p := r.Principal; p != nil {
+		a.Username, a.Role = p.UserID, p.Role
+		if p.Session != nil {
+			a.Session = p.Session.Handle
+		}
 	}
 	return a
 }

@@ -228,7 +228,10 @@ func (s *Service) CreateUser(ctx context.Context, actor users.Actor, in users.Ne
 // deactivated or demoted; a user's change of their own password needs the
 // current one, and a wrong one counts as a failed login for the lockout
 // (so a stolen session cannot guess it at the API rate) and answers
-// ErrInvalidCredentials, or *LockedError while locked out.
+// ErrInvalidCredentials, or *LockedError while locked out. The session the
+// change comes through counts like a device cookie: it has its own lock,
+// whatever the addresses, and the username-wide limit (which a distributed
+// attack on the username may have tripped) does not refuse its owner.
 func (s *Service) UpdateUser(ctx context.Context, actor users.Actor, username string, ch users.Changes) (*users.User, bool, error) {
 	if err := caller(actor); err != nil {
 		return nil, false, err
@@ -238,7 +241,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor users.Actor, username st
 	self := ch.Password != nil && users.ID(actor.Username) == users.ID(username)
 	if self && ch.CurrentPassword != nil && *ch.CurrentPassword != "" {
 		var err error
-		if key, err = s.guard.Key(ctx, username, actor.ClientIP, ""); err != nil {
+		if key, err = s.guard.Key(ctx, username, actor.ClientIP, "session:"+actor.Session); err != nil {
 			return nil, false, err
 		}
 		if st, err = s.guard.Check(ctx, key); err != nil {
@@ -250,13 +253,15 @@ func (s *Service) UpdateUser(ctx context.Context, actor users.Actor, username st
 	}
 	u, ended, err := s.users.Update(ctx, actor, username, ch)
 	if errors.Is(err, users.ErrWrongPassword) {
-		if err := s.guard.RecordFailure(ctx, key, st); err != nil {
-			return nil, false, err
+		if key.Pair != "" { // always set when a current password was given
+			if err := s.guard.RecordFailure(ctx, key, st); err != nil {
+				return nil, false, err
+			}
+			s.logger.WarnContext(ctx, "password change refused: wrong current password", "security", true, "user", users.ID(username), "counter", key.Pair[:16])
 		}
 		if s.events != nil {
 			s.events.CountEvent(ctx, metrics.EventFailedLogin)
 		}
-		s.logger.WarnContext(ctx, "password change refused: wrong current password", "security", true, "user", users.ID(username), "counter", key.Pair[:16])
 		return nil, false, ErrInvalidCredentials
 	}
 	if err != nil {

@@ -177,6 +177,7 @@ type Actor struct {
 	Role      string // the acting user's current role; "" for code
 	RequestID string
 	ClientIP  string // the caller's address as the lockout counts it (never logged)
+	Session   string // the handle of the session the change comes through (for the lockout)
 }
 
 // user reports whether the actor is a user acting through the API.
