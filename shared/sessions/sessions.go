@@ -154,6 +154,9 @@ func New(db API, t Tables, cfg Config, roles *users.Roles, clk clock.Clock, logg
 func (m *Manager) KnownUser(token string) (string, bool) {
 	return m.known.get(sha256.Sum256([]byte(token)), m.clock.Now().UnixMilli())
 }
+// UseCursorKeys gives the listings the sealer of their cursors (the
+// deployment's keyring); without one, a listing with more pages fails.
+func (m *Manager) UseCursorKeys(k store.Sealer) { m.cursors = store.Cursors{Sealer: k} }
 
 // Config returns the lifetimes in force.
 func (m *Manager) Config() Config { return m.cfg }
@@ -569,7 +572,7 @@ func byUser(userID string) (expression.Expression, error) {
 // eventually consistent: a session ended a moment ago may still be listed,
 // one started a moment ago may be missing (docs/identity.md).
 func (m *Manager) ListOwn(ctx context.Context, p *Principal, limit int, cursor string) (Page, error) {
-	start, err := m.listCursor(p.UserID, cursor)
+	start, err := m.listCursor(ctx, p.UserID, cursor)
 	if err != nil {
 		return Page{}, err
 	}
@@ -592,7 +595,7 @@ func (m *Manager) ListOwn(ctx context.Context, p *Principal, limit int, cursor s
 // the user at the same time, keeping the sessions of the user's current
 // version. As eventually consistent as ListOwn.
 func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor string) (Page, error) {
-	start, err := m.listCursor(userID, cursor)
+	start, err := m.listCursor(ctx, userID, cursor)
 	if err != nil {
 		return Page{}, err
 	}
@@ -632,8 +635,8 @@ func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor
 }
 
 // listCursor decodes the cursor of a listing of userID's sessions.
-func (m *Manager) listCursor(userID, cursor string) (map[string]types.AttributeValue, error) {
-	return m.cursors.Decode(cursor,
+func (m *Manager) listCursor(ctx context.Context, userID, cursor string) (map[string]types.AttributeValue, error) {
+	return m.cursors.Decode(ctx, cursor,
 		store.KeyField{Name: "pk", Valid: validHash},
 		store.KeyField{Name: "userId", Valid: func(v string) bool { return v == userID }})
 }
@@ -661,7 +664,11 @@ func (m *Manager) queryPage(ctx context.Context, userID string, limit int, start
 	if err != nil {
 		return nil, "", err
 	}
-	return list, m.cursors.Encode(out.LastEvaluatedKey), nil
+	next, err := m.cursors.Encode(ctx, out.LastEvaluatedKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return list, next, nil
 }
 
 // decodeSessions decodes session items (or index entries), skipping anything
@@ -683,7 +690,7 @@ func decodeSessions(items []map[string]types.AttributeValue) ([]*Session, error)
 
 // ListAll returns a page of every user's live sessions (a scan; a page may be short).
 func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, error) {
-	start, err := m.cursors.Decode(cursor, store.KeyField{Name: "pk", Valid: func(v string) bool { return validHash(v) || isCountKey(v) }})
+	start, err := m.cursors.Decode(ctx, cursor, store.KeyField{Name: "pk", Valid: func(v string) bool { return validHash(v) || isCountKey(v) }})
 	if err != nil {
 		return Page{}, err
 	}
@@ -712,7 +719,11 @@ func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, 
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Users: us, Cursor: m.cursors.Encode(out.LastEvaluatedKey)}
+	next, err := m.cursors.Encode(ctx, out.LastEvaluatedKey)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Users: us, Cursor: next}
 	now := m.clock.Now().UnixMilli()
 	for _, s := range list {
 		if m.current(s, us[s.UserID], now) {

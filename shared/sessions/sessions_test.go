@@ -15,6 +15,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
+	"github.com/zenithfresh/zenith-serverless/shared/keyring"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
@@ -39,6 +40,7 @@ func newFixture(t *testing.T, overrides map[string]string) *fixture {
 	fake := clock.NewFake(epoch)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &fixture{env: env, clock: fake, mgr: newManager(env.Client, env.Config, fake, logger), users: users.New(env.Client, env.Tables.Users, fake, logger)}
+	f.mgr.UseCursorKeys(keyring.New(env.Client, env.Tables.Users, fake, nil))
 	if err := f.users.Roles().Seed(context.Background()); err != nil {
 		t.Fatal(err)
 	}

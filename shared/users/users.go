@@ -45,6 +45,14 @@ var (
 	ErrLastAdmin   = errors.New("last active master_admin")
 	ErrUnknownRole = errors.New("unknown role")
 	ErrConflict    = errors.New("user changed concurrently")
+	// ErrForbidden: only a master_admin may grant master_admin or change a master_admin.
+	ErrForbidden = errors.New("only a master_admin may grant master_admin or change a master_admin")
+	// ErrProtected: the configured master user is never deactivated or demoted.
+	ErrProtected = errors.New("the master user cannot be deactivated, demoted or deleted")
+	// ErrCurrentPasswordRequired: a user changing their own password must give the current one.
+	ErrCurrentPasswordRequired = errors.New("current password required")
+	// ErrWrongPassword: the current password given is not the user's.
+	ErrWrongPassword = errors.New("current password is wrong")
 )
 
 // User is a user item. ID is the lower-cased username: it is the key, it
@@ -158,11 +166,22 @@ func ValidateName(s string) []string {
 	return nil
 }
 
-// Actor identifies who makes a change, for the audit line.
+// Actor identifies who makes a change: for the audit line, and for the
+// rules of who may change whom. A user acting through the API has Role set
+// from their session's principal (their current role, read server-side);
+// an Actor with no Role is code (the bootstrap, a tool, a test), which the
+// rules of callers do not apply to, and which identity never passes on for
+// a request.
 type Actor struct {
-	Username  string
+	Username  string // the acting user's id, or a name for code
+	Role      string // the acting user's current role; "" for code
 	RequestID string
+	ClientIP  string // the caller's address as the lockout counts it (never logged)
+	Session   string // the handle of the session the change comes through (for the lockout)
 }
+
+// user reports whether the actor is a user acting through the API.
+func (a Actor) user() bool { return a.Role != "" }
 
 // Store reads and changes users.
 type Store struct {
@@ -173,6 +192,7 @@ type Store struct {
 	params  passwords.Params
 	cursors store.Cursors
 	logger  *slog.Logger
+	master  string // the id of the configured master user (MASTER_USERNAME); "" when unknown
 }
 
 // New returns a user store over table. logger receives the audit lines.
@@ -193,6 +213,14 @@ func NewWithRoles(db API, table string, roles *Roles, clk clock.Clock, logger *s
 
 // Roles returns the store's role cache.
 func (s *Store) Roles() *Roles { return s.roles }
+
+// Protect names the configured master user (MASTER_USERNAME), whom no
+// change through this store deactivates or demotes.
+func (s *Store) Protect(username string) { s.master = ID(username) }
+
+// UseCursorKeys gives List the sealer of its cursors (the deployment's
+// keyring); without one, a listing with more pages fails.
+func (s *Store) UseCursorKeys(k store.Sealer) { s.cursors = store.Cursors{Sealer: k} }
 
 // Table returns the users table name.
 func (s *Store) Table() string { return s.table }
@@ -225,6 +253,9 @@ type NewUser struct {
 // Create adds a user (hashing the password); ErrExists when the username is
 // taken in any letter case, ErrUnknownRole when the role is absent.
 func (s *Store) Create(ctx context.Context, actor Actor, in NewUser) (*User, error) {
+	if actor.user() && in.Role == RoleMasterAdmin && actor.Role != RoleMasterAdmin {
+		return nil, ErrForbidden
+	}
 	role, err := s.roles.Fresh(ctx, in.Role)
 	if err != nil {
 		return nil, err
@@ -346,6 +377,9 @@ type Changes struct {
 	Name     *string
 	Active   *bool
 	Password *string
+	// CurrentPassword must accompany a user's change of their own password
+	// (checked against the stored hash, argon2id, constant time).
+	CurrentPassword *string
 	// EndSessions ends the user's sessions even when nothing else changes.
 	EndSessions bool
 }
@@ -403,6 +437,9 @@ func (s *Store) update(ctx context.Context, actor Actor, event, username string,
 			next.PasswordHash = newHash
 			fields = append(fields, "password")
 		}
+		if err := s.authorize(actor, old, &next, ch); err != nil {
+			return nil, false, err
+		}
 		endSessions := ch.EndSessions || ch.Password != nil || next.Role != old.Role || next.Active != old.Active
 		if len(fields) == 0 && !endSessions {
 			return old, false, nil
@@ -423,6 +460,33 @@ func (s *Store) update(ctx context.Context, actor Actor, event, username string,
 		return &next, endSessions, nil
 	}
 	return nil, false, ErrConflict
+}
+
+// authorize applies the rules of who may change whom to the change from old
+// to next, against the item the write is conditional on (so a concurrent
+// promotion cannot slip a change past them):
+//   - the configured master user is never deactivated or demoted;
+//   - only a master_admin grants master_admin or changes a master_admin
+//     (ending someone's sessions alone is not a change of them);
+//   - a user changing their own password gives the current one.
+func (s *Store) authorize(actor Actor, old, next *User, ch Changes) error {
+	changes := next.Role != old.Role || next.Name != old.Name || next.Active != old.Active || ch.Password != nil
+	if actor.user() && changes && actor.Role != RoleMasterAdmin && (old.Role == RoleMasterAdmin || next.Role == RoleMasterAdmin) {
+		return ErrForbidden
+	}
+	if s.master != "" && old.ID == s.master && ((old.Active && !next.Active) || (old.Role == RoleMasterAdmin && next.Role != RoleMasterAdmin)) {
+		return ErrProtected
+	}
+	if actor.user() && ch.Password != nil && ID(actor.Username) == old.ID {
+		if ch.CurrentPassword == nil || *ch.CurrentPassword == "" {
+			return ErrCurrentPasswordRequired
+		}
+		ok, err := passwords.Verify(*ch.CurrentPassword, old.PasswordHash)
+		if err != nil || !ok {
+			return ErrWrongPassword
+		}
+	}
+	return nil
 }
 
 // write stores next over old if old is still current (its rev unchanged),
@@ -540,7 +604,7 @@ var usersKeyPattern = regexp.MustCompile(`^(user|role|meta)#[a-zA-Z0-9_]{1,64}$`
 // List returns a page of users (a page may be short) and the cursor of the
 // next page ("" at the end); store.ErrBadCursor for a cursor not issued here.
 func (s *Store) List(ctx context.Context, limit int, cursor string) ([]*User, string, error) {
-	start, err := s.cursors.Decode(cursor, store.KeyField{Name: "pk", Valid: usersKeyPattern.MatchString})
+	start, err := s.cursors.Decode(ctx, cursor, store.KeyField{Name: "pk", Valid: usersKeyPattern.MatchString})
 	if err != nil {
 		return nil, "", err
 	}
@@ -568,7 +632,11 @@ func (s *Store) List(ctx context.Context, limit int, cursor string) ([]*User, st
 		}
 		list = append(list, u)
 	}
-	return list, s.cursors.Encode(out.LastEvaluatedKey), nil
+	next, err := s.cursors.Encode(ctx, out.LastEvaluatedKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return list, next, nil
 }
 
 func (s *Store) audit(ctx context.Context, actor Actor, event, target string, attrs ...any) {

@@ -486,8 +486,9 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		ok(sess, "sessions-end-all", tok, 200)
 	})
 
-	// A second cold start of auth, now that the master user exists: its init
-	// no longer hashes a password (the first one created the user).
+	// A second cold start of auth, now that the master user exists: no init
+	// hashes a password (the bootstrap runs before the first request that
+	// needs it, and the first instance's login created the user).
 	again := startEmulator(t, rie, emus["auth"].binary, functions[0], env)
 	checkError(t, again.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil)), 404, "NOT_FOUND", standard)
 
@@ -497,7 +498,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	rows := []struct {
 		label string
 		e     *emulator
-	}{{"auth (creates the master user)", emus["auth"]}, {"auth (master user exists)", again}}
+	}{{"auth (its first login creates the master user)", emus["auth"]}, {"auth (master user exists)", again}}
 	for _, f := range functions[1:] {
 		rows = append(rows, struct {
 			label string
@@ -532,6 +533,42 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			initDur, rapidInit, firstDur, warm, peakRSS(e.cmd.Process.Pid))
 	}
 	t.Logf("linux/%s under aws-lambda-rie, DynamoDB Local:\n%s", runtime.GOARCH, report.String())
+}
+
+// TestAuthStartsDuringOutage: the auth bootstrap started while DynamoDB is
+// unreachable does not exit at init; its login answers the contract's 503
+// SERVICE_UNAVAILABLE with Retry-After (the master-user bootstrap waits for
+// the first request that needs it).
+func TestAuthStartsDuringOutage(t *testing.T) {
+	root := repoRoot(t)
+	rie := filepath.Join(root, "bin", "aws-lambda-rie")
+	if _, err := os.Stat(rie); err != nil {
+		t.Fatalf("%s is missing: run `make deps` (it installs the Runtime Interface Emulator): %v", rie, err)
+	}
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"AWS_REGION=us-east-1",
+		"DYNAMODB_ENDPOINT=" + apitest.ClosedURL(t),
+		"DB_TIMEOUT=500",
+		"MASTER_USERNAME=e2e_admin",
+		"MASTER_PASSWORD=" + apitest.RandomHex(t, 16),
+	}
+	f := functions[0]
+	e := startEmulator(t, rie, makeBuild(t, root, f, runtime.GOARCH, t.TempDir()), f, env)
+	res := e.invokeHTTP(t, fixture(t, root, "auth-login", func(ev map[string]any) {
+		b, _ := json.Marshal(map[string]string{"action": "login", "username": "e2e_admin", "password": "not-the-password"})
+		ev["body"] = string(b)
+	}))
+	checkError(t, res, 503, "SERVICE_UNAVAILABLE", standard)
+	if res.Headers["Retry-After"] == "" {
+		t.Errorf("503 without Retry-After: %v", res.Headers)
+	}
+	// Still the same process: init ran once and did not fail.
+	checkError(t, e.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil)), 404, "NOT_FOUND", standard)
+	if strings.Contains(e.out.String(), "auth start") {
+		t.Errorf("the bootstrap reported a failed start:\n%s", e.out)
+	}
 }
 
 // peakRSS reads VmHWM of the emulator's child processes (the bootstrap).
