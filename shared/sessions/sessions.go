@@ -154,6 +154,7 @@ func New(db API, t Tables, cfg Config, roles *users.Roles, clk clock.Clock, logg
 func (m *Manager) KnownUser(token string) (string, bool) {
 	return m.known.get(sha256.Sum256([]byte(token)), m.clock.Now().UnixMilli())
 }
+
 // UseCursorKeys gives the listings the sealer of their cursors (the
 // deployment's keyring); without one, a listing with more pages fails.
 func (m *Manager) UseCursorKeys(k store.Sealer) { m.cursors = store.Cursors{Sealer: k} }

@@ -20,8 +20,14 @@ func TestFrontDoorReadsTheLoadAlongsideTheLimiter(t *testing.T) {
 	fake := clock.NewFake(apitest.Epoch.Add(12 * time.Hour))
 	limits, metricsTable := env.Tables.RateLimits, env.Tables.Metrics
 	z := &apitest.Rendezvous{
-		A: func(in any) bool { q, ok := in.(*dynamodb.QueryInput); return ok && aws.ToString(q.TableName) == metricsTable },
-		B: func(in any) bool { u, ok := in.(*dynamodb.UpdateItemInput); return ok && aws.ToString(u.TableName) == limits },
+		A: func(in any) bool {
+			q, ok := in.(*dynamodb.QueryInput)
+			return ok && aws.ToString(q.TableName) == metricsTable
+		},
+		B: func(in any) bool {
+			u, ok := in.(*dynamodb.UpdateItemInput)
+			return ok && aws.ToString(u.TableName) == limits
+		},
 	}
 	a := newApp(t, env, appOpts{clock: fake, db: []func(*dynamodb.Options){z.Option()}})
 	for i := 0; i < 3; i++ {
