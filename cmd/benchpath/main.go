@@ -382,7 +382,6 @@ type result struct {
 	calls, ru, wu  float64 // per request
 	roundTrips     float64
 	callsByOp      map[string]float64
-	statusMismatch int
 }
 
 func (b *bench) measure(c class, rounds, n int, delay time.Duration) (result, error) {
