@@ -375,13 +375,13 @@ func (b *bench) floodedWithTokens(ip string) func() (*http.Request, error) {
 // --- measuring ------------------------------------------------------------------------------
 
 type result struct {
-	class          class
-	median0, medD  time.Duration
-	delay          time.Duration
-	requests       int
-	calls, ru, wu  float64 // per request
-	roundTrips     float64
-	callsByOp      map[string]float64
+	class         class
+	median0, medD time.Duration
+	delay         time.Duration
+	requests      int
+	calls, ru, wu float64 // per request
+	roundTrips    float64
+	callsByOp     map[string]float64
 }
 
 func (b *bench) measure(c class, rounds, n int, delay time.Duration) (result, error) {
