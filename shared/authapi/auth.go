@@ -26,13 +26,39 @@ func (s *service) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 	}
 }
 
+// prefetchLogin prepares a well-formed login's attempt (lockout counters and
+// the user, one read) alongside the limiter, once the bootstrap is done (the
+// master user may not exist before). Anything else is left to the handler.
+func (s *service) prefetchLogin(ctx context.Context, r *httpapi.Request) any {
+	if !s.boot.isReady() {
+		return nil
+	}
+	req, herr := ParseAuthRequest(r.Body)
+	if herr != nil || req.Action != ActionLogin {
+		return nil
+	}
+	a, err := s.identity.Prepare(ctx, req.Username, identity.Client{IP: r.ClientIP, Device: r.Cookies[DeviceCookie]})
+	if err != nil {
+		return nil // the handler reads again and answers the error
+	}
+	return a
+}
+
 // login runs the identity service's login and maps its outcome; it sets
 // the session cookie and a new device cookie.
 func (s *service) login(ctx context.Context, r *httpapi.Request, req AuthRequest) (*httpapi.Response, error) {
 	if err := s.boot.ready(ctx); err != nil {
 		return nil, err
 	}
-	in, err := s.identity.Login(ctx, req.Username, req.Password, identity.Client{IP: r.ClientIP, Device: r.Cookies[DeviceCookie]})
+	client := identity.Client{IP: r.ClientIP, Device: r.Cookies[DeviceCookie]}
+	attempt, _ := r.Prefetched().(*identity.Attempt)
+	if !attempt.For(req.Username, client) {
+		var err error
+		if attempt, err = s.identity.Prepare(ctx, req.Username, client); err != nil {
+			return nil, credentialsError(err)
+		}
+	}
+	in, err := s.identity.Finish(ctx, attempt, req.Password)
 	if err != nil {
 		return nil, credentialsError(err)
 	}

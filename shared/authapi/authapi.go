@@ -76,6 +76,13 @@ type bootstrap struct {
 
 // ready returns once the bootstrap has succeeded on this instance; its
 // error fails the request (503 when the store is unreachable).
+// isReady reports, without waiting, whether the bootstrap is done.
+func (b *bootstrap) isReady() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done
+}
+
 func (b *bootstrap) ready(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -119,7 +126,8 @@ func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
 	app := &httpapi.App{
 		Routes: []httpapi.Route{
 			{Method: http.MethodGet, Path: Path, Handler: s.getValidate},
-			{Method: http.MethodPost, Path: Path, Handler: s.post},
+			// A login's lockout and user read goes alongside its limiter decision.
+			{Method: http.MethodPost, Path: Path, Handler: s.post, Prefetch: s.prefetchLogin},
 			{Method: http.MethodGet, Path: Path + "/users", Permission: users.PermUserManagement, Handler: s.booted(s.listUsers)},
 			{Method: http.MethodPost, Path: Path + "/users", Permission: users.PermUserManagement, Handler: s.booted(s.createUser)},
 			{Method: http.MethodPatch, Path: Path + "/users/{username}", Permission: users.PermUserManagement, Handler: s.booted(s.updateUser)},

@@ -96,14 +96,26 @@ type Login struct {
 	Device  *DeviceCookie // the device cookie to set
 }
 
-// Login checks the lockout before any hash (one BatchGetItem reads the
-// counters and the user), verifies the password against the stored hash or a
-// dummy of the same cost, counts a failure, rehashes under stronger
-// parameters, starts a session and issues a new device cookie. A valid
-// device cookie for the username exempts the attempt from the username-wide
-// limit (the device's own lock applies instead). Errors: *LockedError,
-// ErrInvalidCredentials, or a store error.
-func (s *Service) Login(ctx context.Context, username, password string, c Client) (*Login, error) {
+// Attempt is what a login reads before any hash: the lockout state of the
+// (username, client, device) and the user, in one BatchGetItem. It only
+// reads, so it may be prepared while the rate limiter decides.
+type Attempt struct {
+	username string
+	client   Client
+	device   string // the verified device id ("" when none or not valid)
+	key      lockout.Key
+	state    lockout.State
+	user     *users.User
+}
+
+// For reports whether the attempt was prepared for this username and client.
+func (a *Attempt) For(username string, c Client) bool {
+	return a != nil && a.username == username && a.client == c
+}
+
+// Prepare reads a login attempt: it checks the device cookie, and reads the
+// lockout counters and the user in one strongly consistent BatchGetItem.
+func (s *Service) Prepare(ctx context.Context, username string, c Client) (*Attempt, error) {
 	device, err := s.device(ctx, users.ID(username), c.Device)
 	if err != nil {
 		return nil, fmt.Errorf("device cookie: %w", err)
@@ -123,13 +135,34 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	if err != nil {
 		return nil, err
 	}
-	if st.Locked {
-		s.logger.WarnContext(ctx, "login refused: locked out", "security", true, "reason", st.Reason, "counter", key.Pair[:16], "device", device != "")
-		return nil, &LockedError{RetryAfter: st.RetryAfter, Reason: st.Reason}
-	}
 	u, err := users.DecodeUser(items.Find(s.users.Table(), userKey))
 	if err != nil {
 		return nil, err
+	}
+	return &Attempt{username: username, client: c, device: device, key: key, state: st, user: u}, nil
+}
+
+// Login is Prepare then Finish.
+func (s *Service) Login(ctx context.Context, username, password string, c Client) (*Login, error) {
+	a, err := s.Prepare(ctx, username, c)
+	if err != nil {
+		return nil, err
+	}
+	return s.Finish(ctx, a, password)
+}
+
+// Finish decides a prepared attempt: refused during a lockout (before any
+// hash), else the password is verified against the stored hash or a dummy of
+// the same cost; a failure is counted, a success rehashes under stronger
+// parameters, starts a session and issues a new device cookie. A valid
+// device cookie for the username exempts the attempt from the username-wide
+// limit (the device's own lock applies instead). Errors: *LockedError,
+// ErrInvalidCredentials, or a store error.
+func (s *Service) Finish(ctx context.Context, a *Attempt, password string) (*Login, error) {
+	key, st, u, device := a.key, a.state, a.user, a.device
+	if st.Locked {
+		s.logger.WarnContext(ctx, "login refused: locked out", "security", true, "reason", st.Reason, "counter", key.Pair[:16], "device", device != "")
+		return nil, &LockedError{RetryAfter: st.RetryAfter, Reason: st.Reason}
 	}
 	if !s.checkPassword(ctx, u, password) {
 		if err := s.guard.RecordFailure(ctx, key, st); err != nil {

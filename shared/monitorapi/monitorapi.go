@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -64,9 +65,24 @@ func newMonitor(d *platform.Deps, opts ...Option) (*monitor.Monitor, error) {
 	}
 	var history monitor.MinuteReader
 	if d.Monitor.Source == "cloudwatch" {
-		history = cwhistory.New(cloudwatch.NewFromConfig(d.AWS, o.cloudWatch...), metrics.Namespace, Functions)
+		// Built on the first history read: a start does not pay for a client
+		// most instances never use.
+		cw := &lazyCloudWatch{build: func() *cloudwatch.Client { return cloudwatch.NewFromConfig(d.AWS, o.cloudWatch...) }}
+		history = cwhistory.New(cw, metrics.Namespace, Functions)
 	}
 	return monitor.New(d.DB, d.Monitor, history, o.memory, d.Clock, d.Logger)
+}
+
+// lazyCloudWatch builds its CloudWatch client on first use.
+type lazyCloudWatch struct {
+	build  func() *cloudwatch.Client
+	once   sync.Once
+	client *cloudwatch.Client
+}
+
+func (l *lazyCloudWatch) GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, opts ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
+	l.once.Do(func() { l.client = l.build() })
+	return l.client.GetMetricData(ctx, in, opts...)
 }
 
 func (h *Handler) routes() []httpapi.Route {
