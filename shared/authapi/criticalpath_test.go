@@ -18,7 +18,10 @@ func TestLoginReadsAlongsideTheLimiter(t *testing.T) {
 	limits := e.env.Tables.RateLimits
 	z := &apitest.Rendezvous{
 		A: func(in any) bool { _, ok := in.(*dynamodb.BatchGetItemInput); return ok },
-		B: func(in any) bool { u, ok := in.(*dynamodb.UpdateItemInput); return ok && aws.ToString(u.TableName) == limits },
+		B: func(in any) bool {
+			u, ok := in.(*dynamodb.UpdateItemInput)
+			return ok && aws.ToString(u.TableName) == limits
+		},
 	}
 	_, app := e.start(t, z.Option())
 	login := func() apitest.Response {
