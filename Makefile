@@ -188,8 +188,8 @@ bench-path: deps bin/withdynamo
 
 # cmd/coldstart: each function's init under aws-lambda-rie beside a minimal aws-lambda-go
 # binary with one DynamoDB client (bench/coldstart/baseline), medians of fresh starts.
-bench-coldstart: deps bin/withdynamo
-	./bin/withdynamo -- $(GO) run ./cmd/coldstart -write BENCHMARKS.md
+bench-coldstart: deps
+	$(GO) run ./cmd/coldstart -write BENCHMARKS.md
 
 # --- rate limiter comparison (not part of `make test`) ----------------------------------------
 # shared/ratelimit's benchmarks and rate-limiter-flexible's RateLimiterDynamo (npm, pinned under

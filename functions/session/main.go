@@ -28,6 +28,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("session: %v", err)
 	}
-	// On SIGTERM (the instance is being shut down) the recorder writes its pending counts.
-	lambda.StartWithOptions(app.Handle, lambda.WithEnableSIGTERM(deps.Shutdown))
+	lambda.StartWithOptions(app.Handle, deps.StartOptions()...)
 }

@@ -29,6 +29,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("system-monitor: %v", err)
 	}
-	// On SIGTERM (the instance is being shut down) the recorder writes its pending counts.
-	lambda.StartWithOptions(h.Invoke, lambda.WithEnableSIGTERM(deps.Shutdown))
+	lambda.StartWithOptions(h.Invoke, deps.StartOptions()...)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -495,22 +494,32 @@ func idFromSK(sk string) string {
 	return alertID(rule, n)
 }
 
-var idPattern = regexp.MustCompile(`^([a-z_]{1,32})-([0-9]{1,12})$`)
-
-// skFromID maps a public alert id ("<rule>-<window epoch s>") to its sort key.
+// skFromID maps a public alert id ("<rule>-<window epoch s>": 1 to 32 of
+// [a-z_], a dash, 1 to 12 digits) to its sort key.
 func skFromID(id string) (string, bool) {
-	m := idPattern.FindStringSubmatch(id)
-	if m == nil {
+	i := strings.LastIndexByte(id, '-')
+	if i < 1 || i > 32 || len(id)-i-1 < 1 || len(id)-i-1 > 12 {
 		return "", false
 	}
-	if _, ok := RuleByName(m[1]); !ok {
+	rule, window := id[:i], id[i+1:]
+	for j := 0; j < len(rule); j++ {
+		if c := rule[j]; !(c >= 'a' && c <= 'z' || c == '_') {
+			return "", false
+		}
+	}
+	for j := 0; j < len(window); j++ {
+		if c := window[j]; c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	if _, ok := RuleByName(rule); !ok {
 		return "", false
 	}
-	w, err := strconv.ParseInt(m[2], 10, 64)
+	w, err := strconv.ParseInt(window, 10, 64)
 	if err != nil || w%60 != 0 {
 		return "", false
 	}
-	return alertSK(w, m[1]), true
+	return alertSK(w, rule), true
 }
 
 func reasonFailed(r types.CancellationReason) bool {

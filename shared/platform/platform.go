@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -65,7 +66,8 @@ type Deps struct {
 	// or secret); the auth function checks it at start.
 	Master users.Master
 
-	http httpSettings
+	http          httpSettings
+	shutdownFlush bool // METRICS_SHUTDOWN_FLUSH
 }
 
 // httpSettings are the request layer's parameters, put on every app by Install.
@@ -141,6 +143,8 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 		Random:   o.random,
 		Logger:   logger,
 		Master:   users.Master{Username: cfg.MasterUsername, Password: cfg.MasterPassword, Secret: cfg.MasterPasswordSecret},
+		// The SIGTERM registration costs init time, so it is opt-in.
+		shutdownFlush: cfg.MetricsShutdownFlush,
 		http: httpSettings{
 			allowedOrigins: cfg.AllowedOrigins, trustedProxies: cfg.TrustedProxies, rateLimitStatus: cfg.RateLimitStatus,
 		},
@@ -187,13 +191,25 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	return d, nil
 }
 
+// StartOptions are the Lambda runtime options of every function: with
+// METRICS_SHUTDOWN_FLUSH the runtime registers for SIGTERM (an internal
+// extension, about 2 ms more init: BENCHMARKS.md) and Shutdown writes the
+// pending counts before the instance is reclaimed.
+func (d *Deps) StartOptions() []lambda.Option {
+	if !d.shutdownFlush {
+		return nil
+	}
+	return []lambda.Option{lambda.WithEnableSIGTERM(d.Shutdown)}
+}
+
 // ShutdownFlushTimeout bounds the recorder's final flush on SIGTERM: Lambda
 // sends SIGKILL about 500 ms after SIGTERM.
 const ShutdownFlushTimeout = 400 * time.Millisecond
 
 // Shutdown writes the recorder's pending counts, bounded by
-// ShutdownFlushTimeout; each function's main runs it on SIGTERM
-// (lambda.WithEnableSIGTERM). A failure is logged by the recorder.
+// ShutdownFlushTimeout: on SIGTERM with METRICS_SHUTDOWN_FLUSH (see
+// StartOptions), and when the local API server stops. A failure is logged by
+// the recorder.
 func (d *Deps) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownFlushTimeout)
 	defer cancel()

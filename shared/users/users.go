@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -119,7 +118,20 @@ func DecodeUser(item map[string]types.AttributeValue) (*User, error) {
 	return &u, nil
 }
 
-var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
+// usernameChars reports whether s is one or more of [a-zA-Z0-9_] (a loop,
+// not a regexp: package-level regexps are compiled on every cold start).
+func usernameChars(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateUsername returns the contract's messages for a bad username (none when valid).
 func ValidateUsername(s string) []string {
@@ -127,11 +139,11 @@ func ValidateUsername(s string) []string {
 	case n == 0:
 		return []string{"Username is required"}
 	case n < 3 || n > 50:
-		if !usernamePattern.MatchString(s) {
+		if !usernameChars(s) {
 			return []string{"Username must be between 3 and 50 characters", "Username can only contain letters, numbers and underscores"}
 		}
 		return []string{"Username must be between 3 and 50 characters"}
-	case !usernamePattern.MatchString(s):
+	case !usernameChars(s):
 		return []string{"Username can only contain letters, numbers and underscores"}
 	}
 	return nil
@@ -597,14 +609,18 @@ func (s *Store) Rehash(ctx context.Context, u *User, password string) error {
 	return nil
 }
 
-// usersKeyPattern matches every key shape of the users table (a scan page
-// may end on a role or meta item as well as on a user).
-var usersKeyPattern = regexp.MustCompile(`^(user|role|meta)#[a-zA-Z0-9_]{1,64}$`)
+// usersTableKey matches every key shape of the users table (a scan page may
+// end on a role or meta item as well as on a user): (user|role|meta)#
+// followed by 1 to 64 of [a-zA-Z0-9_].
+func usersTableKey(k string) bool {
+	kind, name, ok := strings.Cut(k, "#")
+	return ok && (kind == "user" || kind == "role" || kind == "meta") && len(name) <= 64 && usernameChars(name)
+}
 
 // List returns a page of users (a page may be short) and the cursor of the
 // next page ("" at the end); store.ErrBadCursor for a cursor not issued here.
 func (s *Store) List(ctx context.Context, limit int, cursor string) ([]*User, string, error) {
-	start, err := s.cursors.Decode(ctx, cursor, store.KeyField{Name: "pk", Valid: usersKeyPattern.MatchString})
+	start, err := s.cursors.Decode(ctx, cursor, store.KeyField{Name: "pk", Valid: usersTableKey})
 	if err != nil {
 		return nil, "", err
 	}

@@ -16,8 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
@@ -352,8 +350,8 @@ func TestValidators(t *testing.T) {
 	}
 }
 
-// fakeAWS answers Secrets Manager and SSM JSON-protocol calls from a map,
-// so the real SDK clients are exercised end to end.
+// fakeAWS answers Secrets Manager and SSM JSON-protocol calls from a map
+// (shared/secrets checks the signatures; here the bootstrap's use of them).
 func fakeAWS(t *testing.T, secrets map[string]string, params map[string][2]string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -411,10 +409,8 @@ func TestBootstrapFromSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := &secrets.AWS{
-		SecretsManager: secretsmanager.NewFromConfig(ac, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(srv.URL) }),
-		SSM:            ssm.NewFromConfig(ac, func(o *ssm.Options) { o.BaseEndpoint = aws.String(srv.URL) }),
-	}
+	reader := secrets.NewAWS(ac)
+	reader.Endpoint = srv.URL
 	tests := []struct {
 		user, ref, password, errPart string
 	}{

@@ -615,6 +615,7 @@ func TestSIGTERMFlushesPendingCounts(t *testing.T) {
 		"AWS_REGION=us-east-1",
 		"DYNAMODB_ENDPOINT=" + db.Config.DynamoDBEndpoint,
 		"METRICS_FLUSH_INTERVAL=60000",
+		"METRICS_SHUTDOWN_FLUSH=true",
 	}
 	for name, table := range db.Tables.Env() {
 		env = append(env, name+"="+table)
