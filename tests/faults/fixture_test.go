@@ -116,7 +116,7 @@ func (f *fixture) newStack(t *testing.T, mode string) *stack.Stack {
 	for attempt := 1; ; attempt++ {
 		s, err := stack.New(context.Background(), cfg, instanceOptions(f.logs[mode])...)
 		if err == nil {
-			return s
+			return s.CheapPasswords()
 		}
 		if attempt == 10 {
 			t.Fatalf("%s stack: %v", mode, err)

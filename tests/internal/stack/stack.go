@@ -17,6 +17,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
+	"github.com/zenithfresh/zenith-serverless/shared/passwords"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
 	"github.com/zenithfresh/zenith-serverless/shared/sessionapi"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
@@ -86,6 +87,17 @@ func New(ctx context.Context, cfg config.Config, opts ...platform.Option) (*Stac
 		}
 	}
 	return s, nil
+}
+
+// CheapPasswords makes the users created and passwords set from now on
+// hash with minimal argon2id parameters: the suites log in and create users
+// by the hundred to prepare requests, and the cost of a hash decides nothing
+// they test. (Logins verify with the parameters stored in each hash.)
+func (s *Stack) CheapPasswords() *Stack {
+	for _, d := range s.Deps {
+		d.Users.SetPasswordParams(passwords.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	}
+	return s
 }
 
 // Do sends r to the function that owns its path, with the headers HTTP API
