@@ -144,7 +144,7 @@ func (f *fixture) do(r apitest.Request, what string) apitest.Response {
 	res := f.stack.Do(f.t, r)
 	f.led.record(res, what)
 	if res.Status == http.StatusServiceUnavailable {
-		time.Sleep(20 * time.Millisecond) // a client backs off; no spinning through the outage
+		time.Sleep(200 * time.Millisecond) // a client backs off; no spinning through the outage
 	}
 	return res
 }
@@ -277,7 +277,7 @@ func (f *fixture) step(rng *rand.Rand) {
 			f.led.byUser[u] = append(f.led.byUser[u], s)
 			f.led.mu.Unlock()
 		}
-	case n < 50:
+	case n < 45:
 		s := f.live(rng)
 		if s == nil {
 			return
@@ -290,7 +290,7 @@ func (f *fixture) step(rng *rand.Rand) {
 			s.unknown = true
 		}
 		f.led.mu.Unlock()
-	case n < 55:
+	case n < 48:
 		u := f.users[rng.IntN(len(f.users))]
 		f.userLock[u].Lock()
 		defer f.userLock[u].Unlock()
@@ -405,9 +405,9 @@ func TestKillMidTraffic(t *testing.T) {
 	// Each cycle: traffic until the ledger holds a few more live and ended
 	// sessions, the kill in the middle of it, traffic again until a login
 	// after the restart succeeds.
-	cycles, want := 1, 6
+	cycles, want := 1, 10
 	if soak() {
-		cycles, want = 3, 20
+		cycles, want = 3, 25
 	}
 	var kills []time.Time
 	for c := range cycles {

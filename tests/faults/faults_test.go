@@ -285,7 +285,7 @@ func TestStoreFaultsOnEveryRoute(t *testing.T) {
 			if p.metricsOnly {
 				// The other tables answer for real: few calls at once keep
 				// DynamoDB Local's latency far below DB_TIMEOUT.
-				workers = 4
+				workers = 8
 			}
 			results := send(t, f, reqs, workers)
 			sched := scheduled(f)

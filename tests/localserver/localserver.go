@@ -74,10 +74,30 @@ func (l *Log) Lines() []string {
 // String is every line, joined.
 func (l *Log) String() string { return strings.Join(l.Lines(), "\n") }
 
+// startAttempts: a start that exits before its banner (auth's start reads
+// the store, and a busy DynamoDB Local can exceed DB_TIMEOUT) is tried again,
+// as Lambda would start another instance.
+const startAttempts = 3
+
 // Start runs the binary with env (added to a minimal PATH/HOME environment)
 // on a free port and waits for its banner. The server is stopped when ctx
 // ends or Stop is called; the process dies with its parent.
 func Start(ctx context.Context, bin string, env map[string]string) (*Server, error) {
+	var err error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		var s *Server
+		if s, err = start(ctx, bin, env); err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	return nil, err
+}
+
+func start(ctx context.Context, bin string, env map[string]string) (*Server, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
