@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	instances := fs.Int("instances", 3, "instances of each function (LOCALAPI_INSTANCES)")
 	faults := fs.String("faults", "default", "faults to inject: default (refuse, hang, throttle 30%), none, or all (adds cut 30% and server-error 50%)")
 	faultFor := fs.Duration("fault-for", 8*time.Second, "how long each fault stays on")
-	dbTimeout := fs.Duration("db-timeout", time.Second, "the functions' DB_TIMEOUT")
+	dbTimeout := fs.Duration("db-timeout", 2*time.Second, "the functions' DB_TIMEOUT (far above a busy DynamoDB Local's latency: a 503 outside the fault windows counts as unexpected)")
 	flushBound := fs.Duration("flush-bound", time.Second, "how late a count may reach the minute counters (METRICS_FLUSH_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return 2

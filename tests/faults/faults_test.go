@@ -84,12 +84,14 @@ func fault(k dbproxy.Kind, fraction float64, tables ...string) dbproxy.Fault {
 
 func phases(f *fixture) []phase {
 	t := f.env.Tables
-	bugOf := func(k dbproxy.Kind, metrics bool) string {
+	bugOf := func(k dbproxy.Kind, table string) string {
 		switch {
 		case k == dbproxy.ServerError:
 			return bugServerError
-		case k == dbproxy.Cut && metrics:
+		case k == dbproxy.Cut && table == t.Metrics:
 			return bugCounterTripsBreaker
+		case k == dbproxy.Cut && (table == "" || table == t.Sessions):
+			return bugSessionPutRetry
 		}
 		return ""
 	}
@@ -101,7 +103,9 @@ func phases(f *fixture) []phase {
 		total = dbproxy.Kinds
 	}
 	for _, k := range total {
-		ps = append(ps, phase{name: string(k), faults: []dbproxy.Fault{fault(k, 0)}, total: true, bug: bugOf(k, false)})
+		// Every attempt cut: every answer is lost, so a request fails (503)
+		// whatever its retried writes did (partial cuts hit the known bugs).
+		ps = append(ps, phase{name: string(k), faults: []dbproxy.Fault{fault(k, 0)}, total: true, bug: bugOf(k, "-")})
 	}
 	// The metrics table alone: counting never fails a request.
 	metricsKinds := []dbproxy.Kind{dbproxy.Latency, dbproxy.Cut}
@@ -109,7 +113,7 @@ func phases(f *fixture) []phase {
 		metricsKinds = []dbproxy.Kind{dbproxy.Latency, dbproxy.Hang, dbproxy.Cut, dbproxy.Throttle, dbproxy.ThroughputExceeded, dbproxy.ServerError}
 	}
 	for _, k := range metricsKinds {
-		ps = append(ps, phase{name: string(k) + " on metrics", faults: []dbproxy.Fault{fault(k, 0, t.Metrics)}, metricsOnly: true, bug: bugOf(k, true)})
+		ps = append(ps, phase{name: string(k) + " on metrics", faults: []dbproxy.Fault{fault(k, 0, t.Metrics)}, metricsOnly: true, bug: bugOf(k, t.Metrics)})
 	}
 	// A part of every call, or one table: any answer of the healthy store or
 	// of the fault, never a 500.
@@ -117,9 +121,9 @@ func phases(f *fixture) []phase {
 		others := []string{t.Users, t.Sessions, t.LoginAttempts, t.RateLimits, t.Alerts, t.LoadOverrides}
 		for _, k := range []dbproxy.Kind{dbproxy.Latency, dbproxy.Hang, dbproxy.Cut, dbproxy.Throttle, dbproxy.ThroughputExceeded, dbproxy.ServerError} {
 			for _, table := range others {
-				ps = append(ps, phase{name: string(k) + " on " + table, faults: []dbproxy.Fault{fault(k, 0, table)}, bug: bugOf(k, false)})
+				ps = append(ps, phase{name: string(k) + " on " + table, faults: []dbproxy.Fault{fault(k, 0, table)}, bug: bugOf(k, table)})
 			}
-			ps = append(ps, phase{name: string(k) + " 30%", faults: []dbproxy.Fault{fault(k, 0.3)}, bug: bugOf(k, false)})
+			ps = append(ps, phase{name: string(k) + " 30%", faults: []dbproxy.Fault{fault(k, 0.3)}, bug: bugOf(k, "")})
 		}
 	}
 	return ps

@@ -28,7 +28,7 @@ func TestShortSoak(t *testing.T) {
 		Endpoint: dynamotest.Endpoint(t), Bin: bin,
 		Duration: 10 * time.Second, Concurrency: 8, Instances: 2,
 		Faults: faults, FaultFor: 2 * time.Second,
-		DBTimeout: time.Second, FlushBound: time.Second, SampleEvery: 500 * time.Millisecond, Users: 4,
+		DBTimeout: 2 * time.Second, FlushBound: time.Second, SampleEvery: 500 * time.Millisecond, Users: 4,
 	})
 	if err != nil {
 		t.Fatal(err)
