@@ -40,7 +40,7 @@ FUZZTIME_SHORT ?= 2s
 # The packages with Fuzz targets (found by grep: go test -list compiles every package).
 FUZZ_PACKAGES = $(shell grep -rlE --include='*_test.go' '^func Fuzz[A-Z]' cmd shared tests 2>/dev/null | xargs -r -n1 dirname | sort -u | sed 's|^|./|')
 # make soak: the long adversity runs (see docs/local-stack.md, "Proof under adversity").
-SOAK_DURATION    ?= 60s
+SOAK_DURATION    ?= 3m
 SOAK_CONCURRENCY ?= 32
 SOAK_INSTANCES   ?= 3
 SOAK_FAULTS      ?= default

@@ -16,7 +16,7 @@
 // instances of each function, each with its own clients, caches and store
 // breaker as separate Lambda instances have, and spreads the requests over
 // them round-robin; LOCALAPI_DEBUG_ADDR (e.g. 127.0.0.1:6060) serves expvar
-// (/debug/vars: memstats and the goroutine count) on that address.
+// (/debug/vars: memstats, the goroutine count and the live heap) on that address.
 package main
 
 import (
@@ -35,6 +35,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,9 +160,19 @@ func (r *roundRobin) Invoke(ctx context.Context, payload json.RawMessage) (any, 
 	return r.invokers[r.pick()](ctx, payload)
 }
 
-// goroutines is published once per process (expvar panics on a second Publish).
+// The debug figures are published once per process (expvar panics on a
+// second Publish): the goroutine count and the live heap as of the last GC,
+// which, unlike RSS, falls back once garbage is collected.
 var publishGoroutines = sync.OnceFunc(func() {
 	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
+	expvar.Publish("heapLiveBytes", expvar.Func(func() any {
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[0].Value.Uint64()
+	}))
 })
 
 func run(ctx context.Context, getenv func(string) string, out io.Writer) error {

@@ -1,11 +1,11 @@
 // Command soak is `make soak`: mixed traffic through the local API server
-// (several instances of each function) for a minute at concurrency 32, with
+// (several instances of each function) for three minutes at concurrency 32, with
 // DynamoDB faults injected for part of it, then the checks of tests/soak
 // (no unexpected 5xx, no lost session, the limiter's bound, the counted
 // totals, flat memory and goroutines, no secret in any log line) and a
 // summary. It exits 1 when a property is violated.
 //
-//	soak [-duration 60s] [-concurrency 32] [-instances 3] [-faults default|none|all] [-fault-for 8s]
+//	soak [-duration 3m] [-concurrency 32] [-instances 3] [-faults default|none|all] [-fault-for 8s]
 //
 // DYNAMODB_ENDPOINT names a running DynamoDB Local; without it one is started
 // in memory. -faults all adds the faults that hit the bugs tests/faults found
@@ -38,7 +38,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	duration := fs.Duration("duration", 60*time.Second, "length of the mixed traffic")
+	duration := fs.Duration("duration", 3*time.Minute, "length of the mixed traffic (a minute or more: the first and last minute's memory are compared)")
 	concurrency := fs.Int("concurrency", 32, "clients sending at once")
 	instances := fs.Int("instances", 3, "instances of each function (LOCALAPI_INSTANCES)")
 	faults := fs.String("faults", "default", "faults to inject: default (refuse, hang, throttle 30%), none, or all (adds cut 30% and server-error 50%)")

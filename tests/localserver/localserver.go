@@ -213,9 +213,10 @@ func (s *Server) Exited() bool {
 // Stats is what the server reports of itself: its resident memory (from
 // /proc) and, when it serves /debug/vars, its goroutines and Go heap.
 type Stats struct {
-	RSSBytes   int64
-	Goroutines int
-	HeapAlloc  uint64
+	RSSBytes      int64
+	Goroutines    int
+	HeapAlloc     uint64
+	HeapLiveBytes uint64 // the live heap as of the last GC
 }
 
 // Stats reads the server's current figures.
@@ -235,15 +236,16 @@ func (s *Server) Stats() (Stats, error) {
 	}
 	defer resp.Body.Close()
 	var vars struct {
-		Goroutines int `json:"goroutines"`
-		MemStats   struct {
+		Goroutines    int    `json:"goroutines"`
+		HeapLiveBytes uint64 `json:"heapLiveBytes"`
+		MemStats      struct {
 			HeapAlloc uint64 `json:"HeapAlloc"`
 		} `json:"memstats"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
 		return st, fmt.Errorf("read %s: %w", s.DebugURL, err)
 	}
-	st.Goroutines, st.HeapAlloc = vars.Goroutines, vars.MemStats.HeapAlloc
+	st.Goroutines, st.HeapAlloc, st.HeapLiveBytes = vars.Goroutines, vars.MemStats.HeapAlloc, vars.HeapLiveBytes
 	return st, nil
 }
 
