@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,11 @@ type Stack struct {
 	Handlers map[string]apitest.Handler
 	Deps     map[string]*platform.Deps
 	Monitor  *monitorapi.Handler // the system-monitor entry point (HTTP and scheduled events)
+	requests atomic.Int64
 }
+
+// Requests is how many requests Do has sent (each one the functions count).
+func (s *Stack) Requests() int64 { return s.requests.Load() }
 
 // New builds one instance of each function on cfg (cfg.Function is set per function).
 func New(ctx context.Context, cfg config.Config, opts ...platform.Option) (*Stack, error) {
@@ -109,6 +114,7 @@ func (s *Stack) Do(t testing.TB, r apitest.Request) apitest.Response {
 		headers[k] = v
 	}
 	r.Headers = headers
+	s.requests.Add(1)
 	return apitest.Do(t, s.Handlers[FunctionOf(r.Path)], r.Event())
 }
 
