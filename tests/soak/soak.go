@@ -998,7 +998,9 @@ func (r *run) checkMemory(sum *Summary, samples []sample, start, end time.Time) 
 		}
 	}
 	if len(first) == 0 || len(last) == 0 {
-		sum.violate("memory: too few samples (%d) of the server's RSS and goroutines", len(samples))
+		if r.o.Duration >= time.Minute {
+			sum.violate("memory: too few samples (%d) of the server's RSS and goroutines outside the fault windows", len(samples))
+		}
 		return
 	}
 	// The highest RSS and live heap of each stretch, the mean goroutine count.
