@@ -1097,9 +1097,8 @@ const minRun = 16
 
 // logIndex maps what the log lines hold to the line holding it.
 type logIndex struct {
-	runs    map[string]int // every minRun-character window of every long alphanumeric run
-	ips     map[string]int // every IP address, canonical form
-	longest map[string]string
+	runs map[string]int // every minRun-character window of every long alphanumeric run
+	ips  map[string]int // every IP address, canonical form
 }
 
 var (
