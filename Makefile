@@ -41,8 +41,17 @@ NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
 TEST_TIMEOUT ?= 15m
 BENCH        ?= .
 FUZZTIME     ?= 10s
+# fuzz-short: each Fuzz target briefly (CI runs it after make test).
+FUZZTIME_SHORT ?= 2s
+# The packages with Fuzz targets (found by grep: go test -list compiles every package).
+FUZZ_PACKAGES = $(shell grep -rlE --include='*_test.go' '^func Fuzz[A-Z]' cmd shared tests 2>/dev/null | xargs -r -n1 dirname | sort -u | sed 's|^|./|')
+# make soak: the long adversity runs (see docs/local-stack.md, "Proof under adversity").
+SOAK_DURATION    ?= 3m
+SOAK_CONCURRENCY ?= 32
+SOAK_INSTANCES   ?= 3
+SOAK_FAULTS      ?= default
 
-.PHONY: help check-tools deps build test dev bench fuzz fuzz-all lint clean distclean tables dynamodb \
+.PHONY: help check-tools deps build test dev bench fuzz fuzz-all fuzz-short fuzz-corpus soak lint clean distclean tables dynamodb \
 	artifacts-dir build-AuthFunction build-SessionFunction build-TrafficManagerFunction \
 	build-SystemMonitorFunction bin/withdynamo
 
@@ -56,6 +65,10 @@ help:
 	@echo "make bench-path  round trips, calls and units per request class (writes BENCHMARKS.md)"
 	@echo "make bench-coldstart  each function's init beside a minimal baseline (writes BENCHMARKS.md)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME (default $(FUZZTIME))"
+	@echo "make fuzz-short  every Fuzz target for FUZZTIME_SHORT (default $(FUZZTIME_SHORT)), as CI runs them"
+	@echo "make fuzz-corpus  grow the committed corpora (<pkg>/testdata/fuzz/<Target>) by fuzzing each target FUZZTIME"
+	@echo "make soak    the long adversity runs: $(SOAK_DURATION) of mixed traffic at concurrency $(SOAK_CONCURRENCY) with faults,"
+	@echo "             every fault kind on every table, three SIGKILLs of DynamoDB Local (make test runs short versions)"
 	@echo "make lint    gofmt, go vet, staticcheck and the dependency rule (make test runs it)"
 	@echo "make cfn-lint  lint template.yaml with cfn-lint (a Python tool: pip install cfn-lint; not in make test)"
 	@echo "make tables  create the tables on DYNAMODB_ENDPOINT (idempotent)"
@@ -141,14 +154,33 @@ bench: deps bin/withdynamo
 fuzz: deps bin/withdynamo
 	./bin/withdynamo -- $(MAKE) --no-print-directory fuzz-all
 
-# Each Fuzz target of every package, one after the other (go test -fuzz takes one target).
+fuzz-short: deps bin/withdynamo
+	./bin/withdynamo -- $(MAKE) --no-print-directory fuzz-all FUZZTIME=$(FUZZTIME_SHORT)
+
+# New interesting inputs go straight into the package's testdata/fuzz/<Target>/
+# (the seed corpus every go test runs); inputs holding a token or a generated
+# password of the run are dropped, so no secret-looking string is committed.
+fuzz-corpus: deps bin/withdynamo
+	./bin/withdynamo -- $(MAKE) --no-print-directory fuzz-all FUZZ_CORPUS=1
+	@grep -rlE 'session_[0-9]+_[A-Za-z0-9]{43,}|pw-[0-9a-f]{24}' $(addsuffix /testdata/fuzz,$(FUZZ_PACKAGES)) 2>/dev/null | xargs -r rm -v
+	@for p in $(FUZZ_PACKAGES); do [ -d $$p/testdata/fuzz ] && echo "$$p: $$(find $$p/testdata/fuzz -type f | wc -l) corpus files"; done; true
+
+# Each Fuzz target of every package that has one, one after the other (go test -fuzz takes one target).
 fuzz-all:
-	@set -e; for pkg in $$($(GO) list ./...); do \
+	@set -e; for pkg in $(FUZZ_PACKAGES); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg \
+	      $(if $(FUZZ_CORPUS),-args -test.fuzzcachedir=$(CURDIR)/$$pkg/testdata/fuzz); \
 	  done; \
 	done
+
+# The long versions of the adversity suites: the soak through the local API
+# server, every fault kind on every table (tests/faults) and three SIGKILLs of
+# DynamoDB Local (tests/durability), on one DynamoDB Local.
+soak: deps bin/withdynamo
+	./bin/withdynamo -- $(GO) run ./cmd/soak -duration $(SOAK_DURATION) -concurrency $(SOAK_CONCURRENCY) -instances $(SOAK_INSTANCES) -faults $(SOAK_FAULTS)
+	ZENITH_SOAK=1 ./bin/withdynamo -- $(GO) test -count=1 -timeout 30m -v -run 'TestStoreFaultsOnEveryRoute|TestKillMidTraffic' ./tests/faults ./tests/durability
 
 $(STATICCHECK_STAMP):
 	@mkdir -p bin

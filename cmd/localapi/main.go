@@ -13,7 +13,12 @@
 // Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use a running DynamoDB
 // Local), every variable of the configuration table, and for the master user
 // MASTER_USERNAME (default "admin" here) and MASTER_PASSWORD (default: a random
-// one, printed once).
+// one, printed once). Two options for load and fault tests, not for a
+// deployed function: LOCALAPI_INSTANCES (default 1) builds that many
+// instances of each function, each with its own clients, caches and store
+// breaker as separate Lambda instances have, and spreads the requests over
+// them round-robin; LOCALAPI_DEBUG_ADDR (e.g. 127.0.0.1:6060) serves expvar
+// (/debug/vars: memstats, the goroutine count and the live heap) on that address.
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,11 +36,16 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
@@ -132,6 +143,41 @@ func (e env) with(k, v string) env {
 	return env{base: e.base, set: set}
 }
 
+// MaxInstances bounds LOCALAPI_INSTANCES.
+const MaxInstances = 64
+
+// roundRobin spreads requests (and scheduled events) over a function's instances.
+type roundRobin struct {
+	handlers []Handler
+	invokers []Invoker
+	next     atomic.Uint64
+}
+
+func (r *roundRobin) pick() int { return int((r.next.Add(1) - 1) % uint64(len(r.handlers))) }
+
+func (r *roundRobin) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	return r.handlers[r.pick()](ctx, ev)
+}
+
+func (r *roundRobin) Invoke(ctx context.Context, payload json.RawMessage) (any, error) {
+	return r.invokers[r.pick()](ctx, payload)
+}
+
+// The debug figures are published once per process (expvar panics on a
+// second Publish): the goroutine count and the live heap as of the last GC,
+// which, unlike RSS, falls back once garbage is collected.
+var publishGoroutines = sync.OnceFunc(func() {
+	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
+	expvar.Publish("heapLiveBytes", expvar.Func(func() any {
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[0].Value.Uint64()
+	}))
+})
+
 func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	e := env{base: getenv, set: map[string]string{}}
 	port := 3000
@@ -141,6 +187,14 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 			return fmt.Errorf("PORT must be a port number, got %q", p)
 		}
 		port = n
+	}
+	instances := 1
+	if v := strings.TrimSpace(e.get("LOCALAPI_INSTANCES")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxInstances {
+			return fmt.Errorf("LOCALAPI_INSTANCES must be an integer from 1 to %d, got %q", MaxInstances, v)
+		}
+		instances = n
 	}
 	tmpl, err := samtemplate.Embedded()
 	if err != nil {
@@ -196,7 +250,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 
 	var routes []Route
 	var schedules []schedule
-	var instances []*platform.Deps
+	var allDeps []*platform.Deps // every instance's, for the final metrics flush
 	for _, fn := range tmpl.Functions {
 		code, ok := functions[fn.LogicalID]
 		if !ok {
@@ -207,14 +261,30 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", code.name, err)
 		}
-		deps, err := platform.New(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("%s: %w", code.name, err)
+		// Each instance is what one Lambda execution environment holds.
+		rr := &roundRobin{}
+		for range instances {
+			deps, err := platform.New(ctx, cfg)
+			if err != nil {
+				return fmt.Errorf("%s: %w", code.name, err)
+			}
+			allDeps = append(allDeps, deps)
+			h, inv, err := code.build(ctx, deps)
+			if err != nil {
+				return fmt.Errorf("%s: %w", code.name, err)
+			}
+			rr.handlers = append(rr.handlers, h)
+			if inv != nil {
+				rr.invokers = append(rr.invokers, inv)
+			}
 		}
-		instances = append(instances, deps)
-		handler, invoker, err := code.build(ctx, deps)
-		if err != nil {
-			return fmt.Errorf("%s: %w", code.name, err)
+		handler := Handler(rr.Handle)
+		if instances == 1 {
+			handler = rr.handlers[0]
+		}
+		var invoker Invoker
+		if len(rr.invokers) > 0 {
+			invoker = rr.Invoke
 		}
 		timeout := time.Duration(fn.Timeout) * time.Second
 		for _, rs := range fn.Routes {
@@ -245,6 +315,22 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(ln) }()
 
+	var debugURL string
+	if addr := strings.TrimSpace(e.get("LOCALAPI_DEBUG_ADDR")); addr != "" {
+		dl, err := net.Listen("tcp", addr)
+		if err != nil {
+			_ = server.Close()
+			return fmt.Errorf("LOCALAPI_DEBUG_ADDR: listen on %s: %w", addr, err)
+		}
+		publishGoroutines()
+		mux := http.NewServeMux()
+		mux.Handle("/debug/vars", expvar.Handler())
+		debug := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = debug.Serve(dl) }()
+		defer debug.Close()
+		debugURL = "http://" + dl.Addr().String() + "/debug/vars"
+	}
+
 	var wg sync.WaitGroup
 	schedCtx, stopSchedules := context.WithCancel(ctx)
 	defer stopSchedules()
@@ -253,7 +339,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		go func() { defer wg.Done(); s.run(schedCtx, logger) }()
 	}
 
-	banner(out, port, base, dbNote, created, routes, schedules, generated)
+	banner(out, port, base, dbNote, created, routes, schedules, generated, instances, debugURL)
 
 	select {
 	case <-ctx.Done():
@@ -271,7 +357,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	}
 	wg.Wait()
 	// As each function does on SIGTERM: write the counts its recorder holds.
-	for _, d := range instances {
+	for _, d := range allDeps {
 		if err := d.Recorder.Flush(shutdownCtx); err != nil {
 			logger.Warn("final metrics flush", "function", d.Function, "err", err)
 		}
@@ -279,7 +365,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	return nil // deferred: DynamoDB Local stops
 }
 
-func banner(out io.Writer, port int, cfg config.Config, dbNote string, created []tables.Result, routes []Route, schedules []schedule, generated string) {
+func banner(out io.Writer, port int, cfg config.Config, dbNote string, created []tables.Result, routes []Route, schedules []schedule, generated string, instances int, debugURL string) {
 	fmt.Fprintf(out, "Zenith local API listening on http://127.0.0.1:%d\n", port)
 	fmt.Fprintf(out, "  DynamoDB:   %s (%s)\n", cfg.DynamoDBEndpoint, dbNote)
 	names := make([]string, 0, len(created))
@@ -301,6 +387,12 @@ func banner(out io.Writer, port int, cfg config.Config, dbNote string, created [
 			cfg.MasterUsername, generated)
 	} else {
 		fmt.Fprintf(out, "  master user: %s (password from the environment)\n", cfg.MasterUsername)
+	}
+	if instances > 1 {
+		fmt.Fprintf(out, "  instances:  %d of each function, requests spread round-robin (LOCALAPI_INSTANCES)\n", instances)
+	}
+	if debugURL != "" {
+		fmt.Fprintf(out, "  debug:      %s (LOCALAPI_DEBUG_ADDR)\n", debugURL)
 	}
 	fmt.Fprintln(out, "Ctrl-C stops everything.")
 }
