@@ -154,6 +154,9 @@ func checkCommon(o outcome) []string {
 			bad = append(bad, err.Error())
 		}
 		for _, frag := range internalText {
+			if frag == "dynamodb" && strings.HasPrefix(o.req.Path, "/api/health") {
+				continue // API.md's own field: checks.dynamodb "unreachable"
+			}
 			if strings.Contains(res.Raw, frag) {
 				bad = append(bad, fmt.Sprintf("internal text %q in the answer: %s", frag, res.Raw))
 			}

@@ -150,7 +150,9 @@ func routes(f *fixture) []route {
 			prepare: func(t *testing.T, f *fixture, _ string) apitest.Request {
 				return apitest.Request{Method: "GET", Path: "/api/traffic-manager", Query: map[string]string{"status": "true"}, SourceIP: sourceIP()}
 			}},
-		{name: "GET /api/traffic-manager?status=true (bearer)", healthy: 200,
+		// A free public probe reads no session, token or not (httpapi: a public
+		// request that spends nothing needs none), so it needs no store either.
+		{name: "GET /api/traffic-manager?status=true (bearer)", storeFree: true, healthy: 200,
 			prepare: func(t *testing.T, f *fixture, _ string) apitest.Request {
 				r := bearerReq("GET", "/api/traffic-manager", f.staff, "")
 				r.Query = map[string]string{"status": "true"}

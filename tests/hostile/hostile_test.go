@@ -358,8 +358,12 @@ func cases(s *server, ep endpoint) []hostileCase {
 		for name, b := range bodies {
 			c := with(name, func(r *req) { r.body = b })
 			switch name {
-			case "64 KiB + 1", "1 MiB", "9 MiB":
+			case "64 KiB + 1", "1 MiB":
 				c.want = http.StatusRequestEntityTooLarge
+			case "9 MiB":
+				// Over Lambda's 6 MB event limit: API Gateway answers 413 itself,
+				// outside the contract's envelopes (README), as the local gateway does.
+				c.want, c.gateway = http.StatusRequestEntityTooLarge, true
 			case "form body (base64)":
 				c.r.contentType = "application/x-www-form-urlencoded"
 			case "text/plain JSON wrong type":
