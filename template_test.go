@@ -360,8 +360,11 @@ func TestFunctionsRuntimeBuildAndRoutes(t *testing.T) {
 				routes = append(routes, key)
 			}
 			want := []string{"ANY " + f.base, "ANY " + f.base + "/{proxy+}"}
-			if f.logicalID == "AuthFunction" {
+			switch f.logicalID {
+			case "AuthFunction":
 				want = append(want, "ANY /$default")
+			case "SystemMonitorFunction":
+				want = append(want, "ANY /api/health")
 			}
 			sort.Strings(routes)
 			sort.Strings(want)
@@ -544,6 +547,7 @@ func TestPolicyCheckCatchesBroadGrants(t *testing.T) {
 			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: '*'\n            - Sid: Sessions\n"},
 		{"another function's table", "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt UsersTable.Arn\n            - Sid: Sessions\n",
 			"Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt AlertsTable.Arn\n            - Sid: Sessions\n"},
+		{"users table write beyond the key item", "              Condition:\n                ForAllValues:StringEquals:\n                  dynamodb:LeadingKeys: ['meta#keys']\n", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -612,6 +616,9 @@ func policyProblems(t *testing.T, p parsed, f fn, secretSet bool) []string {
 				fail("statement %v: the only index grant is Query on the sessions GSI, got %v on %s", s["Sid"], actions, r)
 			}
 			named[m[1]] = true
+			if m[1] == "UsersTable" && f.logicalID != "AuthFunction" && slices.Contains(actions, "dynamodb:PutItem") && !onlyKeyItem(s) {
+				fail("statement %v: PutItem on the users table outside auth must be limited to the key item (dynamodb:LeadingKeys meta#keys)", s["Sid"])
+			}
 		}
 	}
 	var got []string
@@ -633,6 +640,18 @@ func policyProblems(t *testing.T, p parsed, f fn, secretSet bool) []string {
 		fail("non-table actions %v, want %v", others, wantOthers)
 	}
 	return problems
+}
+
+// onlyKeyItem reports whether a statement is limited to the deployment
+// key's item by ForAllValues:StringEquals dynamodb:LeadingKeys [meta#keys]
+// and nothing else.
+func onlyKeyItem(s map[string]any) bool {
+	cond := asMap(s["Condition"])
+	if len(cond) != 1 {
+		return false
+	}
+	eq := asMap(cond["ForAllValues:StringEquals"])
+	return len(eq) == 1 && slices.Equal(strs(eq["dynamodb:LeadingKeys"]), []string{"meta#keys"})
 }
 
 func TestReservedConcurrencyIsAnOptionalParameter(t *testing.T) {
@@ -729,7 +748,9 @@ func TestMakefileTargetsBuildTheRightPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(mk)
-	for _, want := range []string{"CGO_ENABLED=0", "GOOS=linux", "-tags lambda.norpc", "-trimpath", "-ldflags='-s -w'"} {
+	// The version of GET /api/health is stamped by -X from git describe.
+	for _, want := range []string{"CGO_ENABLED=0", "GOOS=linux", "-tags lambda.norpc", "-trimpath", "-ldflags='-s -w $(VERSION_FLAG)'",
+		"-X github.com/zenithfresh/zenith-serverless/shared/buildinfo.Version=", "git describe --tags --always --dirty"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("Makefile build command lacks %s", want)
 		}

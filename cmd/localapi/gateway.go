@@ -54,6 +54,12 @@ type segment struct {
 // refused by API Gateway itself, before any function runs.
 const MaxPayloadBytes = 10 << 20
 
+// MaxEventBytes is Lambda's limit on a synchronous invocation's payload (6
+// MB), which for an HTTP API is the whole event: headers, cookies and the
+// body, base64-encoded (a third larger) unless its Content-Type is text. A
+// larger event never reaches the function: API Gateway answers 413 itself.
+const MaxEventBytes = 6 << 20
+
 // Gateway turns HTTP requests into API Gateway HTTP API (payload 2.0) events,
 // the way API Gateway does, and the functions' answers back into HTTP.
 type Gateway struct {
@@ -249,6 +255,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := g.Event(r, route, params, body, start)
+	if raw, err := json.Marshal(ev); err != nil || len(raw) > MaxEventBytes {
+		gatewayError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), route.Timeout)
 	defer cancel()

@@ -121,6 +121,9 @@ func TestTemplateRoutesGoToTheirFunctions(t *testing.T) {
 		{"GET", "/api/sessions/count", "SessionFunction", "ANY /api/sessions/{proxy+}"},
 		{"GET", "/api/traffic-manager", "TrafficManagerFunction", "ANY /api/traffic-manager"},
 		{"POST", "/api/system-monitor/alerts/a1/acknowledge", "SystemMonitorFunction", "ANY /api/system-monitor/{proxy+}"},
+		{"GET", "/api/health", "SystemMonitorFunction", "ANY /api/health"},
+		{"POST", "/api/health", "SystemMonitorFunction", "ANY /api/health"}, // its 405, not auth's 404
+		{"GET", "/api/health/x", "AuthFunction", "$default"},
 		{"GET", "/api/sessionsX", "AuthFunction", "$default"},
 		{"GET", "/", "AuthFunction", "$default"},
 	}
@@ -327,6 +330,26 @@ func TestGatewayOwnAnswers(t *testing.T) {
 			resp, m := do(tc.method, tc.path, tc.body, nil)
 			if resp.StatusCode != tc.status || m["message"] != tc.message {
 				t.Errorf("got %d %v, want %d %q", resp.StatusCode, m, tc.status, tc.message)
+			}
+		})
+	}
+
+	// Between Lambda's 6 MB event limit and HTTP API's 10 MB: a JSON body
+	// counts as sent, a binary one base64-encoded (a third larger).
+	for _, tc := range []struct {
+		name        string
+		contentType string
+		size        int
+		status      int
+	}{
+		{"5 MiB of JSON reaches the function", "application/json", 5 << 20, 200},
+		{"6 MiB of JSON makes an event over 6 MB", "application/json", MaxEventBytes, 413},
+		{"5 MiB of binary is over 6 MB base64-encoded", "application/octet-stream", 5 << 20, 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := do("POST", "/ok", bytes.NewReader(bytes.Repeat([]byte("a"), tc.size)), map[string]string{"Content-Type": tc.contentType})
+			if resp.StatusCode != tc.status || (tc.status == 413 && m["message"] != "Request Entity Too Large") {
+				t.Errorf("got %d %v, want %d", resp.StatusCode, m, tc.status)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
+	"github.com/zenithfresh/zenith-serverless/shared/openapitest"
 )
 
 // TestDevServerEndToEnd is `make dev` as a user runs it: the built localapi
@@ -109,6 +112,12 @@ func TestDevServerEndToEnd(t *testing.T) {
 		t.Fatalf("banner does not print the generated master password:\n%s", text)
 	}
 
+	// do sends a request and validates the exchange, as spoken over HTTP,
+	// against openapi.yaml (every answer here comes from a function).
+	v := openapitest.Active()
+	if v == nil {
+		t.Fatal("no validator: TestMain must run openapitest.Main")
+	}
 	do := func(method, path, contentType, body string, headers map[string]string) (*http.Response, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -130,8 +139,43 @@ func TestDevServerEndToEnd(t *testing.T) {
 				t.Fatalf("%s %s: body is not JSON: %q", method, path, raw)
 			}
 		}
+		if err := v.CheckHTTP(req, []byte(body), resp, raw); err != nil {
+			t.Errorf("answer does not match openapi.yaml: %v\nbody: %s", err, raw)
+		}
 		return resp, m
 	}
+
+	t.Run("GET /openapi.yaml serves the document", func(t *testing.T) {
+		resp, err := http.Get(base + "/openapi.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/yaml" || !bytes.Equal(raw, zenith.OpenAPI) {
+			t.Errorf("got %d %q, %d bytes; want the embedded openapi.yaml (%d bytes)", resp.StatusCode, resp.Header.Get("Content-Type"), len(raw), len(zenith.OpenAPI))
+		}
+	})
+	if !strings.Contains(text, "openapi:    "+base+"/openapi.yaml") {
+		t.Errorf("banner does not point to the document:\n%s", text)
+	}
+	t.Run("status and front door", func(t *testing.T) {
+		for _, q := range []string{"?status=true", ""} {
+			if resp, m := do("GET", "/api/traffic-manager"+q, "", "", nil); resp.StatusCode != 200 {
+				t.Errorf("%s: %d %v", q, resp.StatusCode, m)
+			}
+		}
+	})
+	t.Run("GET /api/health answers through system-monitor", func(t *testing.T) {
+		resp, m := do("GET", "/api/health", "", "", nil)
+		checks, _ := m["checks"].(map[string]any)
+		if resp.StatusCode != 200 || m["status"] != "ok" || checks["dynamodb"] != "ok" || m["version"] != "dev" || m["timestamp"] == nil {
+			t.Errorf("got %d %v", resp.StatusCode, m)
+		}
+		if resp, m := do("POST", "/api/health", "application/json", "{}", nil); resp.StatusCode != 405 || m["code"] != "METHOD_NOT_ALLOWED" {
+			t.Errorf("POST: got %d %v", resp.StatusCode, m)
+		}
+	})
 
 	t.Run("traffic-manager rejects a bad status in its envelope", func(t *testing.T) {
 		resp, m := do("GET", "/api/traffic-manager?status=bogus", "", "", nil)
@@ -172,6 +216,11 @@ func TestDevServerEndToEnd(t *testing.T) {
 		resp, m = do("GET", "/api/auth", "", "", map[string]string{"Cookie": "zenith_session=" + cookie.Value})
 		if resp.StatusCode != 200 || m["success"] != true {
 			t.Errorf("validate with the cookie: %d %v", resp.StatusCode, m)
+		}
+		for _, path := range []string{"/api/sessions", "/api/sessions/count", "/api/auth/users", "/api/system-monitor", "/api/system-monitor?endpoint=metrics"} {
+			if resp, m := do("GET", path, "", "", map[string]string{"Cookie": "zenith_session=" + cookie.Value}); resp.StatusCode != 200 {
+				t.Errorf("%s with the cookie: %d %v", path, resp.StatusCode, m)
+			}
 		}
 		// A form post is not JSON, so it arrives base64-encoded; the request layer undoes it.
 		resp, m = do("POST", "/api/auth", "application/x-www-form-urlencoded", "[1]", nil)

@@ -5,8 +5,10 @@
 // (config.Load, platform.New, <function>api.New, as each main does), reads the
 // routes from template.yaml and serves them the way API Gateway's HTTP API
 // does: route priority, the base64 body rule, payload format 2.0 events, and
-// cookies and headers back out. The system-monitor schedule runs too. Ctrl-C
-// (or SIGTERM) stops the server, the schedule and DynamoDB Local.
+// cookies and headers back out. The system-monitor schedule runs too, and
+// GET /openapi.yaml serves the API's OpenAPI document for client developers.
+// Ctrl-C (or SIGTERM) stops the server and the schedule, writes each
+// function's pending metrics counts, and stops DynamoDB Local.
 //
 // Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use a running DynamoDB
 // Local), every variable of the configuration table, and for the master user
@@ -45,6 +47,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	zenith "github.com/zenithfresh/zenith-serverless"
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
@@ -185,13 +188,13 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		}
 		port = n
 	}
-	instances := 1
+	perFunction := 1
 	if v := strings.TrimSpace(e.get("LOCALAPI_INSTANCES")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxInstances {
 			return fmt.Errorf("LOCALAPI_INSTANCES must be an integer from 1 to %d, got %q", MaxInstances, v)
 		}
-		instances = n
+		perFunction = n
 	}
 	tmpl, err := samtemplate.Embedded()
 	if err != nil {
@@ -247,6 +250,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 
 	var routes []Route
 	var schedules []schedule
+	var instances []*platform.Deps
 	for _, fn := range tmpl.Functions {
 		code, ok := functions[fn.LogicalID]
 		if !ok {
@@ -259,11 +263,12 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		}
 		// Each instance is what one Lambda execution environment holds.
 		rr := &roundRobin{}
-		for range instances {
+		for range perFunction {
 			deps, err := platform.New(ctx, cfg)
 			if err != nil {
 				return fmt.Errorf("%s: %w", code.name, err)
 			}
+			instances = append(instances, deps)
 			h, inv, err := code.build(ctx, deps)
 			if err != nil {
 				return fmt.Errorf("%s: %w", code.name, err)
@@ -274,7 +279,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 			}
 		}
 		handler := Handler(rr.Handle)
-		if instances == 1 {
+		if perFunction == 1 {
 			handler = rr.handlers[0]
 		}
 		var invoker Invoker
@@ -306,7 +311,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on 127.0.0.1:%d (set PORT to use another): %w", port, err)
 	}
-	server := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: WithDocument(gw, zenith.OpenAPI), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(ln) }()
 
@@ -334,7 +339,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		go func() { defer wg.Done(); s.run(schedCtx, logger) }()
 	}
 
-	banner(out, port, base, dbNote, created, routes, schedules, generated, instances, debugURL)
+	banner(out, port, base, dbNote, created, routes, schedules, generated, perFunction, debugURL)
 
 	select {
 	case <-ctx.Done():
@@ -351,6 +356,12 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		logger.Warn("shutdown", "err", err)
 	}
 	wg.Wait()
+	// As each function does on SIGTERM: write the counts its recorder holds.
+	for _, d := range instances {
+		if err := d.Recorder.Flush(shutdownCtx); err != nil {
+			logger.Warn("final metrics flush", "function", d.Function, "err", err)
+		}
+	}
 	return nil // deferred: DynamoDB Local stops
 }
 
@@ -369,6 +380,7 @@ func banner(out io.Writer, port int, cfg config.Config, dbNote string, created [
 	for _, s := range schedules {
 		fmt.Fprintf(out, "  schedule:   %s every %s (the alert evaluator)\n", s.function, s.every)
 	}
+	fmt.Fprintf(out, "  openapi:    http://127.0.0.1:%d%s (the contract as OpenAPI 3.1, openapi.yaml)\n", port, DocumentPath)
 	fmt.Fprintf(out, "  origins:    %s (ALLOWED_ORIGINS)\n", strings.Join(cfg.AllowedOrigins, ", "))
 	if generated != "" {
 		fmt.Fprintf(out, "  master user: %s, password %s (generated for this run; set MASTER_PASSWORD to choose one)\n",
@@ -383,6 +395,29 @@ func banner(out io.Writer, port int, cfg config.Config, dbNote string, created [
 		fmt.Fprintf(out, "  debug:      %s (LOCALAPI_DEBUG_ADDR)\n", debugURL)
 	}
 	fmt.Fprintln(out, "Ctrl-C stops everything.")
+}
+
+// DocumentPath is where the local server serves the OpenAPI document.
+const DocumentPath = "/openapi.yaml"
+
+// WithDocument answers GET (and HEAD) DocumentPath with doc, the embedded
+// openapi.yaml, and hands every other request to next. It is the local
+// server's own page, not a route of the template: the deployed API does not
+// serve it, so next (API Gateway's routing) never sees it.
+func WithDocument(next http.Handler, doc []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != DocumentPath || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(doc)
+		}
+	})
 }
 
 // schedule runs a function's rate() schedule with EventBridge's scheduled event.

@@ -28,5 +28,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("session: %v", err)
 	}
-	lambda.Start(app.Handle)
+	lambda.StartWithOptions(app.Handle, deps.StartOptions()...)
 }

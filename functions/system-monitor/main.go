@@ -29,5 +29,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("system-monitor: %v", err)
 	}
-	lambda.Start(h.Invoke)
+	lambda.StartWithOptions(h.Invoke, deps.StartOptions()...)
 }

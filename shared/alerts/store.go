@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -145,11 +144,31 @@ type ruleState struct {
 // Any number of concurrent evaluations of the same window leave the same
 // single alert per rule: every write is conditional.
 func (s *Store) Evaluate(ctx context.Context, in Inputs) ([]Result, error) {
-	window := in.Window.Truncate(time.Minute)
-	states, err := s.states(ctx)
+	states, err := s.States(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return s.EvaluateFrom(ctx, in, states)
+}
+
+// RuleStates are the rules' states as one consistent read saw them (States).
+type RuleStates struct{ m map[string]ruleState }
+
+// States reads every rule's state (one strongly consistent Query), so a
+// caller can issue it together with the reads of the inputs and then call
+// EvaluateFrom.
+func (s *Store) States(ctx context.Context) (RuleStates, error) {
+	m, err := s.states(ctx)
+	return RuleStates{m}, err
+}
+
+// EvaluateFrom is Evaluate with the rule states already read. The states may
+// be a little stale: every write is conditional on the stored state, so a
+// stale read never raises twice or resolves wrongly.
+func (s *Store) EvaluateFrom(ctx context.Context, in Inputs, rs RuleStates) ([]Result, error) {
+	window := in.Window.Truncate(time.Minute)
+	states := rs.m
+	var err error
 	var results []Result
 	var errs []error
 	for _, c := range Evaluate(in) {
@@ -475,22 +494,32 @@ func idFromSK(sk string) string {
 	return alertID(rule, n)
 }
 
-var idPattern = regexp.MustCompile(`^([a-z_]{1,32})-([0-9]{1,12})$`)
-
-// skFromID maps a public alert id ("<rule>-<window epoch s>") to its sort key.
+// skFromID maps a public alert id ("<rule>-<window epoch s>": 1 to 32 of
+// [a-z_], a dash, 1 to 12 digits) to its sort key.
 func skFromID(id string) (string, bool) {
-	m := idPattern.FindStringSubmatch(id)
-	if m == nil {
+	i := strings.LastIndexByte(id, '-')
+	if i < 1 || i > 32 || len(id)-i-1 < 1 || len(id)-i-1 > 12 {
 		return "", false
 	}
-	if _, ok := RuleByName(m[1]); !ok {
+	rule, window := id[:i], id[i+1:]
+	for j := 0; j < len(rule); j++ {
+		if c := rule[j]; !(c >= 'a' && c <= 'z' || c == '_') {
+			return "", false
+		}
+	}
+	for j := 0; j < len(window); j++ {
+		if c := window[j]; c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	if _, ok := RuleByName(rule); !ok {
 		return "", false
 	}
-	w, err := strconv.ParseInt(m[2], 10, 64)
+	w, err := strconv.ParseInt(window, 10, 64)
 	if err != nil || w%60 != 0 {
 		return "", false
 	}
-	return alertSK(w, m[1]), true
+	return alertSK(w, rule), true
 }
 
 func reasonFailed(r types.CancellationReason) bool {

@@ -1,8 +1,10 @@
 // Package apitest is test support for the functions' HTTP API: it builds API
 // Gateway (HTTP API, payload 2.0) events, invokes a handler with them and
-// decodes the JSON answer; it also holds the few fixtures several packages'
-// tests share (Epoch, Merge, RandomPassword, LogBuffer, ClosedURL). Only
-// tests import it, never production code.
+// decodes the JSON answer, checking each exchange against the API's document
+// when a package enabled it (ValidateWith, from shared/openapitest.Main); it
+// also holds the few fixtures several packages' tests share (Epoch, Merge,
+// RandomPassword, LogBuffer, ClosedURL). Only tests import it, never
+// production code.
 package apitest
 
 import (
@@ -107,10 +109,67 @@ func (r Response) Get(path string) any {
 	return cur
 }
 
+// Validator checks one exchange against the API's document
+// (shared/openapitest's *Validator); declared here so this package does not
+// depend on it.
+type Validator interface {
+	Check(events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse) error
+}
+
+var (
+	validatorMu sync.RWMutex
+	validator   Validator
+)
+
+// ValidateWith makes Do (and Validate) check every exchange with v from now
+// on; nil turns checking off. A package whose answers are the functions'
+// real ones calls it from TestMain, so a field a handler adds, renames or
+// retypes without the document fails that package's tests.
+func ValidateWith(v Validator) {
+	validatorMu.Lock()
+	defer validatorMu.Unlock()
+	validator = v
+}
+
+// Validate checks the exchange with the validator set by ValidateWith; nil
+// when none is set.
+func Validate(ev events.APIGatewayV2HTTPRequest, out events.APIGatewayV2HTTPResponse) error {
+	validatorMu.RLock()
+	v := validator
+	validatorMu.RUnlock()
+	if v == nil {
+		return nil
+	}
+	return v.Check(ev, out)
+}
+
+// Check fails t (without stopping it) when the exchange does not match the
+// document set by ValidateWith; tests that invoke a function by other means
+// than Do (e.g. under the Lambda emulator) call it themselves.
+func Check(t testing.TB, ev events.APIGatewayV2HTTPRequest, out events.APIGatewayV2HTTPResponse) {
+	t.Helper()
+	if err := Validate(ev, out); err != nil {
+		t.Errorf("answer does not match openapi.yaml: %v\nbody: %s", err, out.Body)
+	}
+}
+
 // Do invokes h with ev and decodes the answer. It fails t when h returns an
-// error (a function answers every HTTP outcome with a response) or when the
-// body is not a JSON object.
+// error (a function answers every HTTP outcome with a response), when the
+// body is not a JSON object, or when a validator is set (ValidateWith) and
+// the exchange does not match the document.
 func Do(t testing.TB, h Handler, ev events.APIGatewayV2HTTPRequest) Response {
+	t.Helper()
+	out, err := h(context.Background(), ev)
+	if err != nil {
+		t.Fatalf("%s %s: Handle returned an error: %v", ev.RequestContext.HTTP.Method, ev.RawPath, err)
+	}
+	Check(t, ev, out)
+	return Read(t, out)
+}
+
+// DoUnvalidated is Do without the document check, for test-only routes that
+// are not part of the API (a made-up app's /t/* paths).
+func DoUnvalidated(t testing.TB, h Handler, ev events.APIGatewayV2HTTPRequest) Response {
 	t.Helper()
 	out, err := h(context.Background(), ev)
 	if err != nil {

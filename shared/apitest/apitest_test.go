@@ -2,6 +2,8 @@ package apitest_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -66,5 +68,55 @@ func TestNotInProduction(t *testing.T) {
 		if pkg == "github.com/zenithfresh/zenith-serverless/shared/apitest" {
 			t.Fatal("production code imports shared/apitest")
 		}
+	}
+}
+
+// checker is a Validator that refuses answers with status 418 and records the
+// exchanges it saw.
+type checker struct{ seen []string }
+
+func (c *checker) Check(ev events.APIGatewayV2HTTPRequest, out events.APIGatewayV2HTTPResponse) error {
+	c.seen = append(c.seen, ev.RawPath)
+	if out.StatusCode == 418 {
+		return errors.New("418 is not documented")
+	}
+	return nil
+}
+
+// reported keeps what Do reports instead of failing the test.
+type reported struct {
+	testing.TB
+	errors []string
+}
+
+func (r *reported) Helper()                   {}
+func (r *reported) Errorf(f string, a ...any) { r.errors = append(r.errors, fmt.Sprintf(f, a...)) }
+
+func TestValidateWith(t *testing.T) {
+	status := 200
+	h := func(_ context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		return events.APIGatewayV2HTTPResponse{StatusCode: status, Body: `{"ok":true}`}, nil
+	}
+	c := &checker{}
+	apitest.ValidateWith(c)
+	defer apitest.ValidateWith(nil)
+
+	r := &reported{TB: t}
+	apitest.Do(r, h, apitest.Request{Method: "GET", Path: "/a"}.Event())
+	status = 418
+	apitest.Do(r, h, apitest.Request{Method: "GET", Path: "/b"}.Event())
+	apitest.DoUnvalidated(r, h, apitest.Request{Method: "GET", Path: "/t/c"}.Event())
+	if len(c.seen) != 2 || c.seen[0] != "/a" || c.seen[1] != "/b" {
+		t.Errorf("validated %v, want /a and /b (not the unvalidated /t/c)", c.seen)
+	}
+	if len(r.errors) != 1 || !strings.Contains(r.errors[0], "418 is not documented") {
+		t.Errorf("reported %v, want the one mismatch", r.errors)
+	}
+	if err := apitest.Validate(apitest.Request{Path: "/d"}.Event(), events.APIGatewayV2HTTPResponse{StatusCode: 418}); err == nil {
+		t.Error("Validate passed a 418")
+	}
+	apitest.ValidateWith(nil)
+	if err := apitest.Validate(apitest.Request{Path: "/e"}.Event(), events.APIGatewayV2HTTPResponse{StatusCode: 418}); err != nil || len(c.seen) != 3 {
+		t.Errorf("with no validator: %v, seen %v", err, c.seen)
 	}
 }

@@ -26,18 +26,41 @@ func (s *service) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 	}
 }
 
-// login runs the identity service's login and maps its outcome.
+// prefetchLogin prepares a well-formed login's attempt (lockout counters and
+// the user, one read) alongside the limiter, once the bootstrap is done (the
+// master user may not exist before). Anything else is left to the handler.
+func (s *service) prefetchLogin(ctx context.Context, r *httpapi.Request) any {
+	if !s.boot.isReady() {
+		return nil
+	}
+	req, herr := ParseAuthRequest(r.Body)
+	if herr != nil || req.Action != ActionLogin {
+		return nil
+	}
+	a, err := s.identity.Prepare(ctx, req.Username, identity.Client{IP: r.ClientIP, Device: r.Cookies[DeviceCookie]})
+	if err != nil {
+		return nil // the handler reads again and answers the error
+	}
+	return a
+}
+
+// login runs the identity service's login and maps its outcome; it sets
+// the session cookie and a new device cookie.
 func (s *service) login(ctx context.Context, r *httpapi.Request, req AuthRequest) (*httpapi.Response, error) {
-	in, err := s.identity.Login(ctx, req.Username, req.Password, identity.Client{IP: r.ClientIP})
-	var locked *identity.LockedError
-	switch {
-	case errors.As(err, &locked):
-		return nil, httpapi.TooManyRequests(CodeTooManyAttempts, "Too many failed login attempts, please try again later", locked.RetryAfter).
-			WithExtra("retryAfter", httpapi.CeilSeconds(locked.RetryAfter))
-	case errors.Is(err, identity.ErrInvalidCredentials):
-		return nil, httpapi.Unauthorized(CodeInvalidCredentials, "Invalid username or password")
-	case err != nil:
+	if err := s.boot.ready(ctx); err != nil {
 		return nil, err
+	}
+	client := identity.Client{IP: r.ClientIP, Device: r.Cookies[DeviceCookie]}
+	attempt, _ := r.Prefetched().(*identity.Attempt)
+	if !attempt.For(req.Username, client) {
+		var err error
+		if attempt, err = s.identity.Prepare(ctx, req.Username, client); err != nil {
+			return nil, credentialsError(err)
+		}
+	}
+	in, err := s.identity.Finish(ctx, attempt, req.Password)
+	if err != nil {
+		return nil, credentialsError(err)
 	}
 	u := in.User
 	body, err := s.sessionBody(ctx, r.RequestID, in.Token, u.Username, u.Name, u.Role, in.Session, false)
@@ -47,8 +70,22 @@ func (s *service) login(ctx context.Context, r *httpapi.Request, req AuthRequest
 	return &httpapi.Response{
 		Status:  http.StatusOK,
 		Body:    body,
-		Cookies: []string{httpapi.SessionCookieFor(in.Token, s.sessions.Config().MaxLifetime)},
+		Cookies: []string{httpapi.SessionCookieFor(in.Token, s.sessions.Config().MaxLifetime), deviceCookieFor(in.Device)},
 	}, nil
+}
+
+// credentialsError maps a refused credential check (a login, or the
+// current password of one's own password change).
+func credentialsError(err error) error {
+	var locked *identity.LockedError
+	switch {
+	case errors.As(err, &locked):
+		return httpapi.TooManyRequests(CodeTooManyAttempts, "Too many failed login attempts, please try again later", locked.RetryAfter).
+			WithExtra("retryAfter", httpapi.CeilSeconds(locked.RetryAfter))
+	case errors.Is(err, identity.ErrInvalidCredentials):
+		return httpapi.Unauthorized(CodeInvalidCredentials, "Invalid username or password")
+	}
+	return err
 }
 
 // token returns the session token by the contract's precedence: the body's
@@ -130,6 +167,9 @@ func (s *service) validate(ctx context.Context, r *httpapi.Request, bodyToken st
 	}
 	if p == nil {
 		return nil, httpapi.Unauthorized(CodeInvalidSession, "Invalid or expired session")
+	}
+	if err := s.boot.ready(ctx); err != nil { // the body shows the role
+		return nil, err
 	}
 	sess := p.Session
 	id := tok

@@ -154,8 +154,11 @@ func TestLoginResponse(t *testing.T) {
 		t.Fatal("login carries lastActivity; only validate does")
 	}
 	wantCookie := "zenith_session=" + tok + "; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=604800"
-	if len(res.Cookies) != 1 || res.Cookies[0] != wantCookie {
-		t.Fatalf("cookies = %q, want %q", res.Cookies, wantCookie)
+	if len(res.Cookies) != 2 || res.Cookies[0] != wantCookie {
+		t.Fatalf("cookies = %q, want %q and the device cookie", res.Cookies, wantCookie)
+	}
+	if device := regexp.MustCompile(`^zenith_device=1\.[A-Za-z0-9_-]{22}\.[0-9]+\.[A-Za-z0-9_-]{43}; HttpOnly; Secure; SameSite=Strict; Path=/api/auth; Max-Age=2592000$`); !device.MatchString(res.Cookies[1]) {
+		t.Fatalf("device cookie = %q", res.Cookies[1])
 	}
 	if res.Headers["Content-Type"] != "application/json" || res.Headers["Cache-Control"] != "no-cache, no-store, must-revalidate" || res.Headers["X-Request-ID"] == "" {
 		t.Fatalf("headers = %v", res.Headers)

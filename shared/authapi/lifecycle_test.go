@@ -144,6 +144,9 @@ func TestRehashOnLogin(t *testing.T) {
 	ctx := context.Background()
 	weak := passwords.Params{Memory: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	us := users.New(e.env.Client, e.env.Tables.Users, e.clock, nil)
+	if err := us.Roles().Seed(ctx); err != nil { // no request has run the bootstrap yet
+		t.Fatal(err)
+	}
 	us.SetPasswordParams(weak)
 	pw := apitest.RandomPassword(t)
 	if _, err := us.Create(ctx, users.Actor{Username: "test"}, users.NewUser{Username: "old_hash", Password: pw, Role: users.RoleStaffTester}); err != nil {
@@ -232,13 +235,14 @@ func TestExpiryOnRead(t *testing.T) {
 	})
 }
 
-// TestConcurrentFirstStarts: 20 instances starting at once on empty tables
-// create exactly one master user and one copy of each role. Creation is
-// proved exactly-once, not just "one item at the end" (which a blind put
-// would also leave): exactly one start writes the user.created audit line,
-// and the stored item is the one that start wrote. Each start has its own
-// logger and its own clock, 1 ms apart, so the stored createdAt names the
-// start whose write is in the table.
+// TestConcurrentFirstStarts: 20 instances starting at once on empty tables,
+// each answering a first login (which runs the lazy bootstrap), create
+// exactly one master user, one copy of each role and one deployment key.
+// Creation is proved exactly-once, not just "one item at the end" (which a
+// blind put would also leave): exactly one instance writes the user.created
+// audit line, and the stored item is the one that instance wrote. Each
+// instance has its own logger and its own clock, 1 ms apart, so the stored
+// createdAt names the instance whose write is in the table.
 func TestConcurrentFirstStarts(t *testing.T) {
 	t.Parallel()
 	password := apitest.RandomPassword(t)
@@ -261,8 +265,14 @@ func TestConcurrentFirstStarts(t *testing.T) {
 				errs <- err
 				return
 			}
-			if _, err := authapi.New(ctx, deps); err != nil {
+			app, err := authapi.New(ctx, deps)
+			if err != nil {
 				errs <- err
+				return
+			}
+			out, err := app.Handle(ctx, loginReq(t, masterName, password).Event())
+			if err != nil || out.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("first login: %d %v %s", out.StatusCode, err, out.Body)
 			}
 		}()
 	}
@@ -300,8 +310,8 @@ func TestConcurrentFirstStarts(t *testing.T) {
 		pk := it["pk"].(*types.AttributeValueMemberS).Value
 		kinds[pk[:strings.IndexByte(pk, '#')]]++
 	}
-	if kinds["user"] != 1 || kinds["role"] != 2 || kinds["meta"] != 1 {
-		t.Fatalf("items by kind = %v, want 1 user, 2 roles, 1 admin set", kinds)
+	if kinds["user"] != 1 || kinds["role"] != 2 || kinds["meta"] != 2 {
+		t.Fatalf("items by kind = %v, want 1 user, 2 roles, the admin set and the key", kinds)
 	}
 	var admins struct {
 		Admins []string `dynamodbav:"admins,stringset"`
@@ -408,7 +418,9 @@ func TestNoSecretsAtRest(t *testing.T) {
 	}
 	phc := regexp.MustCompile(`^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$`)
 	hexKey := regexp.MustCompile(`^[0-9a-f]{64}$`)
-	counterKey := regexp.MustCompile(`^(pair|user)#[0-9a-f]{64}$`)
+	counterKey := regexp.MustCompile(`^(pair|user|device)#[0-9a-f]{64}$`)
+	sessionCountKey := regexp.MustCompile(`^count#(meta|[mhd]#[0-9]+)$`)
+	bucketKey := regexp.MustCompile(`^(api|frontdoor)#[0-9a-f]{64}$`)
 	cfg := e.env.Tables
 	for _, table := range []string{cfg.Users, cfg.Sessions, cfg.LoginAttempts, cfg.RateLimits, cfg.Metrics, cfg.Alerts, cfg.LoadOverrides} {
 		items := scanAll(t, e.env.Client, table)
@@ -429,7 +441,16 @@ func TestNoSecretsAtRest(t *testing.T) {
 					t.Fatalf("user hash is not PHC argon2id: %s", h)
 				}
 			case cfg.Sessions:
-				if pk, _ := m["pk"].(string); !hexKey.MatchString(pk) {
+				pk, _ := m["pk"].(string)
+				if sessionCountKey.MatchString(pk) { // a session counter: numbers only
+					for k, v := range m {
+						if _, num := v.(float64); k != "pk" && !num {
+							t.Fatalf("session counter %s holds %s = %v", pk, k, v)
+						}
+					}
+					break
+				}
+				if !hexKey.MatchString(pk) {
 					t.Fatalf("session key is not a SHA-256: %s", pk)
 				}
 			case cfg.LoginAttempts:
@@ -438,6 +459,18 @@ func TestNoSecretsAtRest(t *testing.T) {
 				}
 				if strings.Contains(string(raw), "198.51.100.7") || strings.Contains(string(raw), "scan_user") {
 					t.Fatalf("login counter holds an IP or username: %s", raw)
+				}
+			case cfg.RateLimits:
+				pk, _ := m["pk"].(string)
+				if !bucketKey.MatchString(pk) || strings.Contains(string(raw), "198.51.100.7") || strings.Contains(string(raw), "scan_user") {
+					t.Fatalf("rate-limit item holds an IP or username, or an unhashed key: %s", raw)
+				}
+				// Keyed hashes: the plain SHA-256 of a client key (what hashing
+				// every IPv4 address would find) is none of them.
+				for _, plain := range []string{"ip:198.51.100.7", "u:scan_user", "u:" + strings.ToLower(masterName)} {
+					if strings.HasSuffix(pk, sha256Hex(plain)) {
+						t.Fatalf("rate-limit key %s is the plain SHA-256 of %q", pk, plain)
+					}
 				}
 			}
 		}
@@ -459,6 +492,9 @@ func TestNoSecretsAtRest(t *testing.T) {
 func TestDynamoDBCalls(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, map[string]string{"SESSION_TOUCH_INTERVAL": "60"})
+	// Off the day boundary of the epoch: the touch then moves the session's
+	// count within one hour, one counter write (docs/identity.md).
+	e.clock.Advance(90 * time.Minute)
 	tok := e.login(t, masterName, e.masterPassword) // warms the role cache and the pair trust
 	ops := []string{"BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "TransactWriteItems"}
 	identity := func() map[string]int {
@@ -484,8 +520,8 @@ func TestDynamoDBCalls(t *testing.T) {
 	if s, _, err := mgr.Validate(ctx, tok); err != nil || s == nil {
 		t.Fatalf("validate: %v", err)
 	}
-	if got := identity(); fmt.Sprint(got) != "map[BatchGetItem:1 UpdateItem:1]" {
-		t.Fatalf("validate after the touch interval: %v, want one BatchGetItem and one UpdateItem", got)
+	if got := identity(); fmt.Sprint(got) != "map[BatchGetItem:1 UpdateItem:2]" {
+		t.Fatalf("validate after the touch interval: %v, want one BatchGetItem and two UpdateItems (the touch and its counter move, together)", got)
 	}
 	e.calls.Reset()
 	mgr.Validate(ctx, "session_1700000000000_abcdef") // not one of ours: no call
@@ -496,8 +532,8 @@ func TestDynamoDBCalls(t *testing.T) {
 	if ok, err := mgr.Logout(ctx, tok); err != nil || !ok {
 		t.Fatalf("logout: %v %v", ok, err)
 	}
-	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1 GetItem:1]" {
-		t.Fatalf("logout: %v, want one DeleteItem and one GetItem (the user's version)", got)
+	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1 GetItem:1 UpdateItem:3]" {
+		t.Fatalf("logout: %v, want one DeleteItem, then together one GetItem (the user's version) and three UpdateItems (its minute, hour and day counters)", got)
 	}
 	// A session resolved in this request (header or cookie token) needs no user read.
 	tok2 := e.login(t, masterName, e.masterPassword)
@@ -506,8 +542,8 @@ func TestDynamoDBCalls(t *testing.T) {
 	if ok, err := mgr.RevokeValidated(ctx, s2); err != nil || !ok {
 		t.Fatalf("revoke validated: %v %v", ok, err)
 	}
-	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1]" {
-		t.Fatalf("logout of a resolved session: %v, want one DeleteItem", got)
+	if got := identity(); fmt.Sprint(got) != "map[DeleteItem:1 UpdateItem:3]" {
+		t.Fatalf("logout of a resolved session: %v, want one DeleteItem and, together, three UpdateItems (its minute, hour and day counters)", got)
 	}
 	// A dead token: one read the first time on an instance, none after.
 	e.calls.Reset()

@@ -25,10 +25,11 @@ type createUserBody struct {
 }
 
 type updateUserBody struct {
-	Role     *string `json:"role"`
-	Name     *string `json:"name"`
-	Active   *bool   `json:"active"`
-	Password *string `json:"password"`
+	Role            *string `json:"role"`
+	Name            *string `json:"name"`
+	Active          *bool   `json:"active"`
+	Password        *string `json:"password"`
+	CurrentPassword *string `json:"currentPassword"`
 }
 
 // ParseCreateUser decodes and validates POST /api/auth/users.
@@ -60,7 +61,7 @@ func ParseUpdateUser(body []byte) (users.Changes, *httpapi.Error) {
 	if err := httpapi.DecodeJSON(body, &b); err != nil {
 		return users.Changes{}, asError(err)
 	}
-	ch := users.Changes{Role: b.Role, Name: b.Name, Active: b.Active, Password: b.Password}
+	ch := users.Changes{Role: b.Role, Name: b.Name, Active: b.Active, Password: b.Password, CurrentPassword: b.CurrentPassword}
 	var details []string
 	if b.Role == nil && b.Name == nil && b.Active == nil && b.Password == nil {
 		details = append(details, "At least one of role, name, active or password is required")
@@ -76,16 +77,26 @@ func ParseUpdateUser(body []byte) (users.Changes, *httpapi.Error) {
 	if b.Password != nil {
 		details = append(details, users.ValidatePassword(*b.Password)...)
 	}
+	if b.CurrentPassword != nil && *b.CurrentPassword == "" {
+		details = append(details, "currentPassword must not be empty")
+	}
 	if len(details) > 0 {
 		return ch, httpapi.Validation(details...)
 	}
 	return ch, nil
 }
 
+// actor is the caller as the rules of who may change whom see them: their
+// user id and current role from the session's principal (never from the
+// body), and their address and session for the lockout of a wrong current
+// password.
 func actor(r *httpapi.Request) users.Actor {
-	a := users.Actor{RequestID: r.RequestID}
-	if r.Principal != nil {
-		a.Username = r.Principal.UserID
+	a := users.Actor{RequestID: r.RequestID, ClientIP: r.ClientIP}
+	if p := r.Principal; p != nil {
+		a.Username, a.Role = p.UserID, p.Role
+		if p.Session != nil {
+			a.Session = p.Session.Handle
+		}
 	}
 	return a
 }
@@ -140,7 +151,7 @@ func (s *service) updateUser(ctx context.Context, r *httpapi.Request) (*httpapi.
 	}
 	u, ended, err := s.identity.UpdateUser(ctx, actor(r), name, ch)
 	if err != nil {
-		return nil, userError(err)
+		return nil, credentialsError(userError(err))
 	}
 	return httpapi.JSON(http.StatusOK, map[string]any{"success": true, "message": "User updated", "user": u.View(), "sessionsEnded": ended}), nil
 }
@@ -172,6 +183,12 @@ func userError(err error) error {
 		return httpapi.Validation("Role does not exist")
 	case errors.Is(err, users.ErrConflict):
 		return httpapi.Conflict(CodeConflict, "The user was changed concurrently, please retry")
+	case errors.Is(err, users.ErrForbidden):
+		return httpapi.Forbidden()
+	case errors.Is(err, users.ErrProtected):
+		return httpapi.Conflict(CodeProtectedUser, "The master user cannot be deactivated, demoted or deleted")
+	case errors.Is(err, users.ErrCurrentPasswordRequired):
+		return httpapi.Validation("currentPassword is required to change your own password")
 	}
 	return err
 }

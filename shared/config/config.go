@@ -131,6 +131,8 @@ type Config struct {
 
 	MetricShards         int           // METRIC_SHARDS
 	MetricsRealtime      bool          // METRICS_REALTIME: dynamodb|off
+	MetricsFlushInterval time.Duration // METRICS_FLUSH_INTERVAL, ms; 0: one counter write per request
+	MetricsShutdownFlush bool          // METRICS_SHUTDOWN_FLUSH: flush pending counts on SIGTERM (costs init time)
 	MetricsHistorySource string        // METRICS_HISTORY_SOURCE: cloudwatch|dynamodb
 	SlowQuery            time.Duration // SLOW_QUERY_MS, ms
 
@@ -186,6 +188,8 @@ func Load(function string, getenv func(string) string) (Config, error) {
 
 	c.MetricShards = r.integer("METRIC_SHARDS", 4, 1, 256)
 	c.MetricsRealtime = r.oneOf("METRICS_REALTIME", "dynamodb", "dynamodb", "off") == "dynamodb"
+	c.MetricsFlushInterval = r.millis("METRICS_FLUSH_INTERVAL", 1000, 0, 60000)
+	c.MetricsShutdownFlush = r.boolean("METRICS_SHUTDOWN_FLUSH", false)
 	defaultSource := "cloudwatch"
 	if c.DynamoDBEndpoint != "" {
 		defaultSource = "dynamodb" // the local stack has no CloudWatch
@@ -213,7 +217,7 @@ var Variables = append([]string{
 	"MASTER_USERNAME", "MASTER_PASSWORD", "MASTER_PASSWORD_SECRET",
 	"ALLOWED_ORIGINS",
 	"TRAFFIC_CAPACITY_RPM", "SHED_THRESHOLD", "SHED_ADMIT_RATIO", "LOAD_SIMULATION_ENABLED", "LOAD_OVERRIDE_TTL",
-	"METRIC_SHARDS", "METRICS_REALTIME", "METRICS_HISTORY_SOURCE", "SLOW_QUERY_MS",
+	"METRIC_SHARDS", "METRICS_REALTIME", "METRICS_FLUSH_INTERVAL", "METRICS_SHUTDOWN_FLUSH", "METRICS_HISTORY_SOURCE", "SLOW_QUERY_MS",
 }, tableVariables()...)
 
 func tableVariables() []string {

@@ -39,6 +39,7 @@ func TestDefaults(t *testing.T) {
 		{"LoadOverrideTTL", c.LoadOverrideTTL, 300 * time.Second},
 		{"MetricShards", c.MetricShards, 4},
 		{"MetricsRealtime", c.MetricsRealtime, true},
+		{"MetricsFlushInterval", c.MetricsFlushInterval, time.Second},
 		{"MetricsHistorySource", c.MetricsHistorySource, "cloudwatch"},
 		{"SlowQuery", c.SlowQuery, time.Second},
 		{"Users table", c.Tables.Users, "zenith-users"},
@@ -60,12 +61,13 @@ func TestDefaults(t *testing.T) {
 
 func TestParsesValues(t *testing.T) {
 	c, err := config.Load("traffic-manager", env(map[string]string{
-		"TRUSTED_PROXY_CIDRS": " 10.0.0.0/8, 2001:db8::1/64 ",
-		"ALLOWED_ORIGINS":     "https://App.Example.com, http://localhost:3000/",
-		"RATE_LIMIT_STATUS":   "503",
-		"RATE_LIMIT_SHADOW":   "TRUE",
-		"METRICS_REALTIME":    "off",
-		"SHED_THRESHOLD":      "0.5",
+		"TRUSTED_PROXY_CIDRS":    " 10.0.0.0/8, 2001:db8::1/64 ",
+		"ALLOWED_ORIGINS":        "https://App.Example.com, http://localhost:3000/",
+		"RATE_LIMIT_STATUS":      "503",
+		"RATE_LIMIT_SHADOW":      "TRUE",
+		"METRICS_REALTIME":       "off",
+		"SHED_THRESHOLD":         "0.5",
+		"METRICS_FLUSH_INTERVAL": "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +78,7 @@ func TestParsesValues(t *testing.T) {
 	if strings.Join(c.AllowedOrigins, " ") != "https://app.example.com http://localhost:3000" {
 		t.Errorf("origins %v", c.AllowedOrigins)
 	}
-	if c.RateLimitStatus != 503 || !c.RateLimitShadow || c.MetricsRealtime || c.ShedThreshold != 0.5 {
+	if c.RateLimitStatus != 503 || !c.RateLimitShadow || c.MetricsRealtime || c.ShedThreshold != 0.5 || c.MetricsFlushInterval != 0 {
 		t.Errorf("parsed %+v", c)
 	}
 }
@@ -94,6 +96,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"SHED_THRESHOLD":         "NaN",
 		"METRIC_SHARDS":          "-1",
 		"METRICS_HISTORY_SOURCE": "prometheus",
+		"METRICS_FLUSH_INTERVAL": "60001",
 		"DYNAMODB_ENDPOINT":      "localhost:8000",
 		"SESSION_MAX_LIFETIME":   "60",
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/ctxlog"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/ratelimit"
+	"github.com/zenithfresh/zenith-serverless/shared/sessions"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
@@ -65,6 +66,12 @@ type Route struct {
 	// ignored), spends no limiter quota and never starts a metrics flush, so
 	// probing costs no DynamoDB call beyond the handler's own.
 	Probe bool
+	// Prefetch, when set, starts the handler's first reads alongside the
+	// limiter's decision of an anonymous request, so the two cost one round
+	// trip; the handler finds the result in Request.Prefetched. It must only
+	// read (its result is dropped when the request is refused), and it does
+	// not run for a client the limiter already knows to refuse.
+	Prefetch func(ctx context.Context, r *Request) any
 }
 
 // Response is a successful (or handler-shaped) answer. Body is marshalled as
@@ -130,6 +137,7 @@ func (a *App) logger() *slog.Logger {
 func (a *App) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
 	r := a.parse(ctx, ev)
 	ctx = ctxlog.With(ctx, "apiRequestId", r.RequestID, "lambdaRequestId", r.LambdaRequestID)
+	ctx, _ = store.WithUsage(ctx) // the capacity units of this request's calls, for its EMF line
 	var st state
 	env := a.envelope(r.Method)
 	defer func() {
@@ -167,33 +175,28 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		defer a.Recorder.Start(ctx)()
 	}
 
-	if r.TokenSource != TokenNone && a.Sessions != nil {
-		p, err := a.Sessions.Resolve(ctx, r.Token)
-		if err != nil {
-			return nil, err
-		}
-		r.Principal = p
-	}
-
 	policy := ratelimit.PolicyAPI
 	if a.PolicyFor != nil {
 		policy = a.PolicyFor(r)
 	}
-	if a.Limiter != nil && policy != PolicyNone {
-		var userID string
-		if r.Principal != nil {
-			userID = r.Principal.UserID
-		}
-		d, err := a.Limiter.Limit(ctx, policy, ratelimit.ClientKey(userID, r.ClientIP))
-		if err != nil {
+	limited := a.Limiter != nil && policy != PolicyNone
+	// A public request that spends nothing (status=true) needs no session:
+	// its token is not read, so a token cannot buy a read there.
+	needSession := r.TokenSource != TokenNone && a.Sessions != nil &&
+		(policy != PolicyNone || (route != nil && route.Permission != Public))
+	switch {
+	case needSession:
+		if err := a.resolve(ctx, r, st, policy, limited); err != nil {
 			return nil, err
 		}
-		headers, deny := LimitAnswer(d, a.RateLimitStatus)
-		st.limitHeaders = headers
-		if deny != nil {
-			return nil, deny
+	case limited && route != nil && route.Prefetch != nil && !a.Limiter.CachedDeny(ctx, policy, ratelimit.ClientKey("", r.ClientIP)):
+		if err := a.limitWhilePrefetching(ctx, r, st, policy, route.Prefetch); err != nil {
+			return nil, err
 		}
-		st.admitted = true
+	case limited:
+		if err := a.limit(ctx, r, st, policy, ""); err != nil {
+			return nil, err
+		}
 	}
 
 	if route == nil {
@@ -204,7 +207,7 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 		return nil, NotFound(fmt.Sprintf("No route for %s", r.Path))
 	}
 
-	if r.TokenSource == TokenCookie && isUnsafe(r.Method) && !a.originAllowed(r.Header("origin")) {
+	if isUnsafe(r.Method) && csrf(r, a.originAllowed) {
 		return nil, NewError(http.StatusForbidden, CodeCSRF, "Cross-site request rejected")
 	}
 	switch route.Permission {
@@ -227,8 +230,104 @@ func (a *App) serve(ctx context.Context, r *Request, st *state) (*Response, erro
 	return route.Handler(ctx, r)
 }
 
+// resolve reads the request's session and, when limited, decides its quota.
+// A token this instance has validated before names its user for good, so the
+// user's limiter write and the session read run together (one round trip);
+// the read still decides validity, so revocation stays exact. Any other token
+// is first paid for from its client address's budget, so forged tokens cost
+// at most what the limiter allows that client; a token found valid then
+// counts against its user's budget too, as API.md keys it.
+func (a *App) resolve(ctx context.Context, r *Request, st *state, policy string, limited bool) error {
+	if !limited {
+		p, err := a.Sessions.Resolve(ctx, r.Token)
+		r.Principal = p
+		return err
+	}
+	if userID, ok := a.Sessions.KnownUser(r.Token); ok {
+		readCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var p *sessions.Principal
+		var readErr error
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			p, readErr = a.Sessions.Resolve(readCtx, r.Token)
+		}()
+		if err := a.limit(ctx, r, st, policy, userID); err != nil {
+			cancel() // a denied request needs no session
+			<-read
+			return err
+		}
+		<-read
+		r.Principal = p
+		return readErr
+	}
+	if err := a.limit(ctx, r, st, policy, ""); err != nil {
+		return err
+	}
+	p, err := a.Sessions.Resolve(ctx, r.Token)
+	if err != nil || p == nil {
+		return err
+	}
+	r.Principal = p
+	return a.limit(ctx, r, st, policy, p.UserID)
+}
+
+// limitWhilePrefetching runs the route's prefetch alongside the limiter's
+// decision; a refused request cancels the prefetch and drops its result.
+func (a *App) limitWhilePrefetching(ctx context.Context, r *Request, st *state, policy string, prefetch func(context.Context, *Request) any) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var got any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		got = prefetch(pctx, r)
+	}()
+	if err := a.limit(ctx, r, st, policy, ""); err != nil {
+		cancel()
+		<-done
+		return err
+	}
+	<-done
+	r.prefetched = got
+	return nil
+}
+
+// limit spends one request of policy from the client's bucket (the user's
+// when userID is set, else the address's); a refusal is returned as the
+// contract's error. Its headers go on the answer.
+func (a *App) limit(ctx context.Context, r *Request, st *state, policy, userID string) error {
+	d, err := a.Limiter.Limit(ctx, policy, ratelimit.ClientKey(userID, r.ClientIP))
+	if err != nil {
+		return err
+	}
+	headers, deny := LimitAnswer(d, a.RateLimitStatus)
+	st.limitHeaders = headers
+	if deny != nil {
+		st.admitted = false
+		return deny
+	}
+	st.admitted = true
+	return nil
+}
+
 func isUnsafe(method string) bool {
 	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete || method == http.MethodPut
+}
+
+// csrf reports whether an unsafe request is refused as cross-site: a
+// browser names the page's origin in Origin on every cross-origin unsafe
+// request (a form post with a text/plain body included), so a foreign one is
+// refused whatever the credentials, login included; a request without
+// Origin is a non-browser client's, unless the session cookie carries it
+// (the browser attaches that one by itself).
+func csrf(r *Request, allowed func(string) bool) bool {
+	origin, present := r.Headers["origin"]
+	if present {
+		return !allowed(origin)
+	}
+	return r.TokenSource == TokenCookie
 }
 
 func hasBody(method string) bool { return method != http.MethodGet && method != http.MethodHead }
@@ -482,6 +581,7 @@ func (a *App) record(ctx context.Context, r *Request, st *state, status int) {
 		// A limiter deny is throttled whatever its status (RATE_LIMIT_STATUS=503).
 		Throttled: status == http.StatusTooManyRequests || st.code == CodeRateLimit,
 		Admitted:  st.admitted, Duration: now.Sub(r.Started), At: now,
+		ReadUnits: store.UsageFrom(ctx).ReadUnits(), WriteUnits: store.UsageFrom(ctx).WriteUnits(),
 	})
 }
 

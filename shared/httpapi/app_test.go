@@ -34,6 +34,8 @@ type echoBody struct {
 // tokens maps test tokens to principals; the layer only sees the interface.
 type tokens map[string]*sessions.Principal
 
+func (t tokens) KnownUser(string) (string, bool) { return "", false }
+
 func (t tokens) Resolve(_ context.Context, token string) (*sessions.Principal, error) {
 	if token == "down" {
 		return nil, fmt.Errorf("resolve: %w", store.ErrUnavailable)
@@ -49,6 +51,8 @@ func (r *recorder) Record(_ context.Context, o metrics.Observation) { r.obs = ap
 
 // denyAll refuses every request: one allowed per window, next in 1.5 s.
 type denyAll struct{ calls int }
+
+func (d *denyAll) CachedDeny(context.Context, string, string) bool { return false }
 
 func (d *denyAll) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
 	d.calls++
@@ -325,6 +329,8 @@ func TestLimiterRunsBeforeRoutingAndHeadersStay(t *testing.T) {
 
 type allowAll struct{}
 
+func (allowAll) CachedDeny(context.Context, string, string) bool { return false }
+
 func (allowAll) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	return ratelimit.Decision{Policy: policy, Allowed: true, Limit: 9, Window: time.Minute, Remaining: 8, Reset: now.Add(time.Second), At: now}, nil
@@ -448,5 +454,86 @@ func TestLogsCarryBothRequestIDs(t *testing.T) {
 	}
 	if strings.Contains(resp.Body, "secret internal detail") || !strings.Contains(out, "secret internal detail") {
 		t.Errorf("the internal error belongs in the log, not the body: body %s", resp.Body)
+	}
+}
+
+// meetLimiter decides only once the prefetch has started (or gives up and
+// says so), then answers allow or deny; cached answers CachedDeny.
+type meetLimiter struct {
+	started chan struct{}
+	deny    bool
+	cached  bool
+	missed  bool
+}
+
+func (m *meetLimiter) CachedDeny(context.Context, string, string) bool { return m.cached }
+
+func (m *meetLimiter) Limit(_ context.Context, policy, _ string) (ratelimit.Decision, error) {
+	select {
+	case <-m.started:
+	case <-time.After(5 * time.Second):
+		m.missed = true
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	d := ratelimit.Decision{Policy: policy, Allowed: !m.deny, Limit: 1, Window: time.Minute, Reset: now.Add(time.Second), At: now}
+	if m.deny {
+		d.RetryAfter = time.Second
+	}
+	return d, nil
+}
+
+// A route's Prefetch runs alongside the limiter's decision of an anonymous
+// request (one round trip for both), hands its result to the handler, is
+// cancelled when the request is refused, and is not started at all for a
+// client the limiter already knows to refuse.
+func TestPrefetchOverlapsTheLimiter(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		deny, cached bool
+		status       int
+		ran          bool
+	}{
+		{"admitted", false, false, 200, true},
+		{"refused", true, false, 429, true},
+		{"known refused", true, true, 429, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := &meetLimiter{started: make(chan struct{}), deny: tc.deny, cached: tc.cached}
+			if tc.cached {
+				close(lim.started) // nothing to wait for
+			}
+			var ran, cancelled bool
+			app := &httpapi.App{
+				Function: "test",
+				Routes: []httpapi.Route{{Method: http.MethodPost, Path: "/api/test",
+					Prefetch: func(ctx context.Context, r *httpapi.Request) any {
+						ran = true
+						close(lim.started)
+						if tc.deny {
+							<-ctx.Done()
+							cancelled = true
+						}
+						return "prefetched"
+					},
+					Handler: func(_ context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+						return httpapi.JSON(http.StatusOK, map[string]any{"got": r.Prefetched()}), nil
+					}}},
+				Limiter: lim,
+				Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+			}
+			resp, err := app.Handle(context.Background(), event("POST", "/api/test", `{"name":"x"}`))
+			if err != nil || resp.StatusCode != tc.status {
+				t.Fatalf("status %d (%v), want %d: %s", resp.StatusCode, err, tc.status, resp.Body)
+			}
+			if ran != tc.ran || lim.missed {
+				t.Fatalf("prefetch ran %v (want %v); limiter waited in vain: %v", ran, tc.ran, lim.missed)
+			}
+			if tc.status == 200 && !strings.Contains(resp.Body, `"got":"prefetched"`) {
+				t.Errorf("handler did not get the prefetch: %s", resp.Body)
+			}
+			if tc.deny && tc.ran && !cancelled {
+				t.Error("a refused request's prefetch was not cancelled")
+			}
+		})
 	}
 }

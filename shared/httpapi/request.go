@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -71,8 +72,13 @@ type Request struct {
 	// Logger logs with the request's ids when given the handler's context.
 	Logger *slog.Logger
 
-	bodyErr *Error
+	bodyErr    *Error
+	prefetched any
 }
+
+// Prefetched returns what the route's Prefetch returned for this request
+// (nil when it did not run).
+func (r *Request) Prefetched() any { return r.prefetched }
 
 // Header returns a request header by case-insensitive name.
 func (r *Request) Header(name string) string { return r.Headers[strings.ToLower(name)] }
@@ -92,8 +98,11 @@ func (r *Request) DecodeJSON(dst any) error {
 }
 
 // DecodeJSON decodes body into dst with the contract's errors: EMPTY_BODY,
-// JSON_PARSE_ERROR, INVALID_BODY_TYPE and VALIDATION_ERROR (unknown field,
-// wrong type). dst should be a pointer to a struct.
+// JSON_PARSE_ERROR, INVALID_BODY_TYPE and VALIDATION_ERROR (a key that is
+// not exactly a field name, a key repeated in one object, a wrong type).
+// Names match exactly, as the original's JavaScript read them: encoding/json
+// alone would take "USERNAME" for "username" and the last of two "action"s.
+// dst should be a pointer to a struct.
 func DecodeJSON(body []byte, dst any) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -104,6 +113,13 @@ func DecodeJSON(body []byte, dst any) error {
 	}
 	if trimmed[0] != '{' {
 		return BadRequest(CodeInvalidBodyType, "Request body must be a JSON object")
+	}
+	if err := checkNames(trimmed, reflect.TypeOf(dst)); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return e
+		}
+		return BadRequest(CodeJSONParse, "Invalid JSON in request body")
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
@@ -116,6 +132,8 @@ func DecodeJSON(body []byte, dst any) error {
 	return nil
 }
 
+// decodeError maps what encoding/json still finds after checkNames (a value
+// of the wrong type) to VALIDATION_ERROR.
 func decodeError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
@@ -124,10 +142,6 @@ func decodeError(err error) error {
 			field = "body"
 		}
 		return Validation(fmt.Sprintf("%s must be of type %s", field, jsonType(typeErr.Type.Kind().String())))
-	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return Validation(fmt.Sprintf("unknown field %s", f))
 	}
 	return Validation("request body has an invalid value")
 }
@@ -149,14 +163,19 @@ func jsonType(kind string) string {
 }
 
 // SessionResolver turns a token into the caller's principal; (nil, nil) when
-// the token is unknown, expired or revoked.
+// the token is unknown, expired or revoked. KnownUser names the user of a
+// token validated on this instance before, without a call.
 type SessionResolver interface {
 	Resolve(ctx context.Context, token string) (*sessions.Principal, error)
+	KnownUser(token string) (userID string, ok bool)
 }
 
 // Limiter decides whether a client's request may proceed under a policy.
+// CachedDeny says, without a call, that the next request is known to be
+// refused.
 type Limiter interface {
 	Limit(ctx context.Context, policy, clientKey string) (ratelimit.Decision, error)
+	CachedDeny(ctx context.Context, policy, clientKey string) bool
 }
 
 // Recorder records finished requests; it must never fail or block a request

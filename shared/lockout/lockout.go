@@ -1,16 +1,21 @@
 // Package lockout keeps the failed-login counters of the login-attempts
 // table (DESIGN.md): per (username, client IP /64) pair, 5 failures lock the
-// pair for 1 s, doubling with each further failure up to 15 min, and the
-// counter expires 15 min after the last failure; per username, a soft limit
-// of 50 failures per 15 min bounds guessing spread over many addresses. The
-// soft limit does not apply to a pair that has logged in successfully
-// before, so an attack from elsewhere cannot lock the real user out of the
-// place they usually log in from. Keys are SHA-256 hashes: no username or IP
-// is stored in the clear.
+// pair for 1 s, doubling with each further failure up to 15 min; a counter
+// stays live until a window (15 min) after its last failure or the end of
+// its lock, whichever is later, so a pair guessing at the cap stays at the
+// cap (one guess per lock). Per username, a soft limit of 50 failures per
+// 15 min bounds guessing spread over many addresses. The soft limit does not
+// apply to a client with a valid device cookie for that username (OWASP's
+// device cookies: identity issues and checks it; the device then has its own
+// counter with the pair's curve), nor to a pair that has logged in
+// successfully before, so an attack from elsewhere cannot lock the real user
+// out. Keys are HMAC-SHA256 under the deployment key's subkey: no username
+// or IP is stored in the clear, nor can one be found by hashing guesses.
 package lockout
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -40,10 +45,10 @@ type Policy struct {
 	Threshold  int           // failures that lock a pair (5)
 	BaseLock   time.Duration // first lock (1 s), doubled per further failure
 	MaxLock    time.Duration // cap of a lock (15 min)
-	Window     time.Duration // a pair's counter expires this long after its last failure (15 min)
+	Window     time.Duration // a counter expires this long after its last failure or the end of its lock, the later (15 min)
 	UserLimit  int           // failures per username per UserWindow (50)
 	UserWindow time.Duration // 15 min
-	TrustTTL   time.Duration // how long a successful login exempts its pair from the soft limit
+	TrustTTL   time.Duration // how long a successful login exempts its pair (and its device cookie) from the soft limit
 }
 
 // DefaultPolicy is DESIGN.md's.
@@ -68,24 +73,41 @@ func (p Policy) LockFor(n int) time.Duration {
 	return d
 }
 
-// Key identifies one login attempt's counters (hashed).
+// Key identifies one login attempt's counters (keyed hashes).
 type Key struct {
-	Pair string // pk of the (username, client prefix) counter
-	User string // pk of the username counter
+	Pair   string // pk of the (username, client prefix) counter
+	User   string // pk of the username counter
+	Device string // pk of the device-cookie counter; "" without a valid device cookie
 }
 
-// NewKey returns the counters' keys for a username (any case) and a client IP.
-func NewKey(username, clientIP string) Key {
+// KeySource gives the current deployment key's subkey for a purpose
+// (keyring.Keyring). A rotation changes it: the counters start afresh.
+type KeySource interface {
+	Subkey(ctx context.Context, purpose string) ([]byte, error)
+}
+
+// keyPurpose names the lockout's subkey.
+const keyPurpose = "lockout"
+
+// NewKey returns the counters' keys for a username (any case), a client IP
+// and, when the attempt carries a valid device cookie for that username,
+// the cookie's device id ("" otherwise), hashed under secret.
+func NewKey(secret []byte, username, clientIP, device string) Key {
 	u := strings.ToLower(username)
-	return Key{
-		Pair: "pair#" + digest("zenith-login-pair|"+u+"|"+ClientPrefix(clientIP)),
-		User: "user#" + digest("zenith-login-user|"+u),
+	k := Key{
+		Pair: "pair#" + digest(secret, "zenith-login-pair|"+u+"|"+ClientPrefix(clientIP)),
+		User: "user#" + digest(secret, "zenith-login-user|"+u),
 	}
+	if device != "" {
+		k.Device = "device#" + digest(secret, "zenith-login-device|"+u+"|"+device)
+	}
+	return k
 }
 
-func digest(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
+func digest(secret []byte, s string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(s))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // ClientPrefix returns the address an IP counts as: an IPv4 address itself,
@@ -114,23 +136,36 @@ func ClientPrefix(ip string) string {
 type State struct {
 	Locked     bool
 	RetryAfter time.Duration
-	Reason     string // "pair" or "username" when locked
+	Reason     string // "pair", "device" or "username" when locked
 
-	pair pairItem
-	user userItem
+	pair   counter
+	device counter
+	user   userItem
 }
 
 // Failures is the pair's live consecutive failure count.
 func (s State) Failures() int { return s.pair.liveFailures }
 
-type pairItem struct {
+// counter is a pair's or a device's failure counter.
+type counter struct {
 	exists       bool
 	Failures     int   `dynamodbav:"failures"`
 	LastFailure  int64 `dynamodbav:"lastFailure"`  // epoch ms
 	LockedUntil  int64 `dynamodbav:"lockedUntil"`  // epoch ms
-	TrustedUntil int64 `dynamodbav:"trustedUntil"` // epoch ms
+	TrustedUntil int64 `dynamodbav:"trustedUntil"` // epoch ms (pairs only)
 	liveFailures int
 	trusted      bool
+}
+
+// liveUntil is when the counter expires: a window after its last failure or
+// after its lock ends, whichever is later, so the lock at the cap is earned
+// again by the next failure instead of the count starting over.
+func (c counter) liveUntil(window time.Duration) int64 {
+	return max(c.LastFailure, c.LockedUntil) + window.Milliseconds()
+}
+
+func (c counter) live(window time.Duration, now int64) bool {
+	return c.exists && c.liveUntil(window) > now
 }
 
 type userItem struct {
@@ -145,20 +180,41 @@ type Guard struct {
 	table  string
 	clock  clock.Clock
 	policy Policy
+	keys   KeySource
 }
 
-// New returns a Guard over table.
-func New(db API, table string, clk clock.Clock, policy Policy) *Guard {
+// New returns a Guard over table, hashing keys under keys' subkey.
+func New(db API, table string, clk clock.Clock, policy Policy, keys KeySource) *Guard {
 	if clk == nil {
 		clk = clock.System{}
 	}
-	return &Guard{db: db, table: table, clock: clk, policy: policy}
+	return &Guard{db: db, table: table, clock: clk, policy: policy, keys: keys}
+}
+
+// Policy returns the guard's figures.
+func (g *Guard) Policy() Policy { return g.policy }
+
+// Key returns the counters' keys of an attempt (see NewKey), reading the
+// deployment key if this instance has not yet.
+func (g *Guard) Key(ctx context.Context, username, clientIP, device string) (Key, error) {
+	if g.keys == nil {
+		return Key{}, errors.New("lockout: no key source")
+	}
+	secret, err := g.keys.Subkey(ctx, keyPurpose)
+	if err != nil {
+		return Key{}, err
+	}
+	return NewKey(secret, username, clientIP, device), nil
 }
 
 // Keys are the counter items of key, for a caller that reads them in one
 // BatchGetItem together with its own items (a login reads the user too).
 func (g *Guard) Keys(key Key) store.Keys {
-	return store.Keys{g.table: {pk(key.Pair), pk(key.User)}}
+	keys := []map[string]types.AttributeValue{pk(key.Pair), pk(key.User)}
+	if key.Device != "" {
+		keys = append(keys, pk(key.Device))
+	}
+	return store.Keys{g.table: keys}
 }
 
 // Check reads the counters of key in one strongly consistent BatchGetItem
@@ -175,76 +231,102 @@ func (g *Guard) Check(ctx context.Context, key Key) (State, error) {
 // them, or a caller's batch that included Keys(key)).
 func (g *Guard) Evaluate(key Key, items store.Items) (State, error) {
 	var st State
-	if it := items.Find(g.table, pk(key.Pair)); it != nil {
-		if err := attributevalue.UnmarshalMap(it, &st.pair); err != nil {
-			return State{}, fmt.Errorf("decode login counter: %w", err)
+	decode := func(k string, dst any) (bool, error) {
+		it := items.Find(g.table, pk(k))
+		if it == nil {
+			return false, nil
 		}
-		st.pair.exists = true
-	}
-	if it := items.Find(g.table, pk(key.User)); it != nil {
-		if err := attributevalue.UnmarshalMap(it, &st.user); err != nil {
-			return State{}, fmt.Errorf("decode login counter: %w", err)
+		if err := attributevalue.UnmarshalMap(it, dst); err != nil {
+			return false, fmt.Errorf("decode login counter: %w", err)
 		}
-		st.user.exists = true
+		return true, nil
 	}
-	g.evaluate(&st)
+	var err error
+	if st.pair.exists, err = decode(key.Pair, &st.pair); err != nil {
+		return State{}, err
+	}
+	if st.user.exists, err = decode(key.User, &st.user); err != nil {
+		return State{}, err
+	}
+	if key.Device != "" {
+		if st.device.exists, err = decode(key.Device, &st.device); err != nil {
+			return State{}, err
+		}
+	}
+	g.evaluate(&st, key.Device != "")
 	return st, nil
 }
 
 // evaluate decides from the items alone, with read-time expiry: the TTL
-// sweep may leave expired counters behind for days.
-func (g *Guard) evaluate(st *State) {
+// sweep may leave expired counters behind for days. A valid device cookie
+// (hasDevice) or a trusted pair lifts the username's soft limit; their own
+// locks still apply.
+func (g *Guard) evaluate(st *State, hasDevice bool) {
 	now := g.clock.Now().UnixMilli()
-	p := &st.pair
-	if p.exists && p.LastFailure+g.policy.Window.Milliseconds() > now {
-		p.liveFailures = p.Failures
+	for _, c := range []*counter{&st.pair, &st.device} {
+		if c.live(g.policy.Window, now) {
+			c.liveFailures = c.Failures
+		}
 	}
+	p := &st.pair
 	p.trusted = p.exists && p.TrustedUntil > now
-	if p.liveFailures > 0 && p.LockedUntil > now {
-		st.Locked, st.Reason = true, "pair"
-		st.RetryAfter = time.Duration(p.LockedUntil-now) * time.Millisecond
-		return
+	for _, c := range []struct {
+		counter *counter
+		reason  string
+	}{{p, "pair"}, {&st.device, "device"}} {
+		if c.counter.liveFailures > 0 && c.counter.LockedUntil > now {
+			st.Locked, st.Reason = true, c.reason
+			st.RetryAfter = time.Duration(c.counter.LockedUntil-now) * time.Millisecond
+			return
+		}
 	}
 	u := st.user
 	end := u.WindowStart + g.policy.UserWindow.Milliseconds()
-	if !p.trusted && u.exists && end > now && u.Count >= g.policy.UserLimit {
+	if !p.trusted && !hasDevice && u.exists && end > now && u.Count >= g.policy.UserLimit {
 		st.Locked, st.Reason = true, "username"
 		st.RetryAfter = time.Duration(end-now) * time.Millisecond
 	}
 }
 
-// RecordFailure counts a failed login against the pair and the username.
-// st is the state Check returned for the same attempt.
+// RecordFailure counts a failed login against the pair, the device (when
+// the attempt had a valid device cookie) and the username. st is the state
+// Check returned for the same attempt.
 func (g *Guard) RecordFailure(ctx context.Context, key Key, st State) error {
-	if err := g.failPair(ctx, key, st.pair); err != nil {
+	if err := g.fail(ctx, key.Pair, st.pair); err != nil {
 		return err
+	}
+	if key.Device != "" {
+		if err := g.fail(ctx, key.Device, st.device); err != nil {
+			return err
+		}
 	}
 	return g.failUser(ctx, key, st.user)
 }
 
-// failPair counts a failure against the pair without a read-modify-write:
-// ADD while the counter is live, else restart it at 1 (each branch
-// conditional, so concurrent failures are all counted and an expired
-// counter is never continued); a failure that reaches the threshold then
-// sets the lock for the count it produced.
-func (g *Guard) failPair(ctx context.Context, key Key, p pairItem) error {
+// fail counts a failure against a pair's or a device's counter without a
+// read-modify-write: ADD while the counter is live, else restart it at 1
+// (each branch conditional, so concurrent failures are all counted and an
+// expired counter is never continued); a failure that reaches the threshold
+// then sets the lock for the count it produced.
+func (g *Guard) fail(ctx context.Context, key string, c counter) error {
 	window := g.policy.Window.Milliseconds()
-	live := p.exists && p.LastFailure+window > g.clock.Now().UnixMilli()
-	failures, lastFailure := expression.Name("failures"), expression.Name("lastFailure")
+	live := c.live(g.policy.Window, g.clock.Now().UnixMilli())
+	failures, lastFailure, lockedUntil := expression.Name("failures"), expression.Name("lastFailure"), expression.Name("lockedUntil")
 	for attempt := 0; attempt < 4; attempt++ {
 		now := g.clock.Now().UnixMilli()
 		cutoff := expression.Value(now - window)
 		upd := expression.Set(lastFailure, expression.Value(now)).
-			Set(expression.Name("ttl"), expression.Value(ceilSeconds(max(now+window, p.TrustedUntil))))
+			Set(expression.Name("ttl"), expression.Value(ceilSeconds(max(now+window, c.LockedUntil+window, c.TrustedUntil))))
 		var cond expression.ConditionBuilder
 		if live {
 			upd = upd.Add(failures, expression.Value(1))
-			cond = lastFailure.GreaterThan(cutoff)
+			cond = lastFailure.GreaterThan(cutoff).Or(lockedUntil.GreaterThan(cutoff))
 		} else {
-			upd = upd.Set(failures, expression.Value(1)).Set(expression.Name("lockedUntil"), expression.Value(0))
-			cond = expression.AttributeNotExists(lastFailure).Or(lastFailure.LessThanEqual(cutoff))
+			upd = upd.Set(failures, expression.Value(1)).Set(lockedUntil, expression.Value(0))
+			cond = expression.AttributeNotExists(lastFailure).Or(lastFailure.LessThanEqual(cutoff)).
+				And(expression.AttributeNotExists(lockedUntil).Or(lockedUntil.LessThanEqual(cutoff)))
 		}
-		out, err := g.update(ctx, key.Pair, upd, cond, types.ReturnValueUpdatedNew)
+		out, err := g.update(ctx, key, upd, cond, types.ReturnValueUpdatedNew)
 		if store.IsConditionFailed(err) {
 			live = !live // another failure restarted the counter, or it expired meanwhile
 			continue
@@ -258,7 +340,7 @@ func (g *Guard) failPair(ctx context.Context, key Key, p pairItem) error {
 		if err := attributevalue.UnmarshalMap(out.Attributes, &n); err != nil {
 			return fmt.Errorf("decode login counter: %w", err)
 		}
-		return g.lockPair(ctx, key, n.Failures, now, p.TrustedUntil)
+		return g.lock(ctx, key, n.Failures, now, c.TrustedUntil)
 	}
 	return errors.New("count login failure: too many concurrent updates")
 }
@@ -284,19 +366,19 @@ func (g *Guard) update(ctx context.Context, key string, upd expression.UpdateBui
 	})
 }
 
-// lockPair sets the lock earned by the n-th failure, unless a later failure
+// lock sets the lock earned by the n-th failure, unless a later failure
 // has already moved the count on (and set its own, longer lock).
-func (g *Guard) lockPair(ctx context.Context, key Key, n int, now, trustedUntil int64) error {
+func (g *Guard) lock(ctx context.Context, key string, n int, now, trustedUntil int64) error {
 	d := g.policy.LockFor(n)
 	if d <= 0 {
 		return nil
 	}
 	until := now + d.Milliseconds()
 	upd := expression.Set(expression.Name("lockedUntil"), expression.Value(until)).
-		Set(expression.Name("ttl"), expression.Value(ceilSeconds(max(now+g.policy.Window.Milliseconds(), trustedUntil, until))))
-	_, err := g.update(ctx, key.Pair, upd, expression.Name("failures").Equal(expression.Value(n)), types.ReturnValueNone)
+		Set(expression.Name("ttl"), expression.Value(ceilSeconds(max(until+g.policy.Window.Milliseconds(), trustedUntil))))
+	_, err := g.update(ctx, key, upd, expression.Name("failures").Equal(expression.Value(n)), types.ReturnValueNone)
 	if err != nil && !store.IsConditionFailed(err) {
-		return fmt.Errorf("lock login pair: %w", err)
+		return fmt.Errorf("lock login counter: %w", err)
 	}
 	return nil
 }

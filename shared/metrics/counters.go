@@ -123,6 +123,16 @@ func (s *Counters) Add(ctx context.Context, at time.Time, delta Counts) error {
 // the shards are read concurrently (at most maxShardReads at a time), so a
 // long window costs about one page's latency, not one per shard.
 func (s *Counters) Minutes(ctx context.Context, from, to time.Time) ([]Minute, error) {
+	return s.minutes(ctx, from, to, false)
+}
+
+// MinutesConsistent is Minutes with strongly consistent reads (twice the read
+// units), for the hourly roll-up, which is written once and never corrected.
+func (s *Counters) MinutesConsistent(ctx context.Context, from, to time.Time) ([]Minute, error) {
+	return s.minutes(ctx, from, to, true)
+}
+
+func (s *Counters) minutes(ctx context.Context, from, to time.Time, consistent bool) ([]Minute, error) {
 	from, to = from.Truncate(time.Minute), to.Truncate(time.Minute)
 	if !to.After(from) {
 		return nil, nil
@@ -141,7 +151,7 @@ func (s *Counters) Minutes(ctx context.Context, from, to time.Time) ([]Minute, e
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			counts, err := s.queryShard(ctx, shard, from, to)
+			counts, err := s.queryShard(ctx, shard, from, to, consistent)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -173,7 +183,7 @@ func (s *Counters) Minutes(ctx context.Context, from, to time.Time) ([]Minute, e
 const maxShardReads = 8
 
 // queryShard reads one shard's minutes in [from, to), following pages.
-func (s *Counters) queryShard(ctx context.Context, shard int, from, to time.Time) (map[int64]Counts, error) {
+func (s *Counters) queryShard(ctx context.Context, shard int, from, to time.Time, consistent bool) (map[int64]Counts, error) {
 	keyCond := expression.Key("pk").Equal(expression.Value(shardKey(shard))).
 		And(expression.Key("sk").Between(expression.Value(MinuteKey(from)), expression.Value(MinuteKey(to.Add(-time.Minute)))))
 	expr, err := expression.NewBuilder().WithKeyCondition(keyCond).Build()
@@ -185,6 +195,7 @@ func (s *Counters) queryShard(ctx context.Context, shard int, from, to time.Time
 		KeyConditionExpression:    expr.KeyCondition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
+		ConsistentRead:            aws.Bool(consistent),
 	})
 	out := map[int64]Counts{}
 	for p.HasMorePages() {

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,10 @@ const (
 	MetricLatencyMs      = "LatencyMs"
 	MetricFailedLogins   = "FailedLogins"
 	MetricSecurityEvents = "SecurityEvents"
+	// MetricReadUnits and MetricWriteUnits are the DynamoDB capacity units a
+	// request's own calls consumed (Observation.ReadUnits, WriteUnits).
+	MetricReadUnits  = "ReadUnits"
+	MetricWriteUnits = "WriteUnits"
 )
 
 // Dimension names. Only the function and the route pattern are dimensions:
@@ -45,6 +50,8 @@ var requestDirective = mustJSON([]map[string]any{{
 		{"Name": MetricErrors5xx, "Unit": "Count"},
 		{"Name": MetricThrottled, "Unit": "Count"},
 		{"Name": MetricLatencyMs, "Unit": "Milliseconds"},
+		{"Name": MetricReadUnits, "Unit": "None"},
+		{"Name": MetricWriteUnits, "Unit": "None"},
 	},
 }})
 
@@ -71,16 +78,18 @@ type emfMeta struct {
 // and the error code are plain properties (searchable in Logs Insights, not
 // metrics).
 type requestLine struct {
-	AWS       emfMeta `json:"_aws"`
-	Function  string  `json:"function"`
-	Route     string  `json:"route"`
-	Method    string  `json:"method"`
-	Status    int     `json:"status"`
-	Code      string  `json:"code,omitempty"`
-	Requests  int     `json:"Requests"`
-	Errors5xx int     `json:"Errors5xx"`
-	Throttled int     `json:"Throttled"`
-	LatencyMs float64 `json:"LatencyMs"`
+	AWS        emfMeta `json:"_aws"`
+	Function   string  `json:"function"`
+	Route      string  `json:"route"`
+	Method     string  `json:"method"`
+	Status     int     `json:"status"`
+	Code       string  `json:"code,omitempty"`
+	Requests   int     `json:"Requests"`
+	Errors5xx  int     `json:"Errors5xx"`
+	Throttled  int     `json:"Throttled"`
+	LatencyMs  float64 `json:"LatencyMs"`
+	ReadUnits  float64 `json:"ReadUnits"`
+	WriteUnits float64 `json:"WriteUnits"`
 }
 
 type eventLine struct {
@@ -99,16 +108,18 @@ type eventLine struct {
 func RequestLine(o Observation) []byte {
 	failed, throttled := Classify(o.Status, o.Throttled)
 	line := requestLine{
-		AWS:       emfMeta{Timestamp: o.At.UnixMilli(), CloudWatchMetrics: requestDirective},
-		Function:  dimensionValue(o.Function, "unknown"),
-		Route:     dimensionValue(RouteDimension(o.Method, o.Route), "unmatched"),
-		Method:    dimensionValue(o.Method, "UNKNOWN"),
-		Status:    o.Status,
-		Code:      dimensionValue(o.Code, ""),
-		Requests:  1,
-		Errors5xx: boolInt(failed),
-		Throttled: boolInt(throttled),
-		LatencyMs: float64(max(o.Duration, 0).Microseconds()) / 1000,
+		AWS:        emfMeta{Timestamp: o.At.UnixMilli(), CloudWatchMetrics: requestDirective},
+		Function:   dimensionValue(o.Function, "unknown"),
+		Route:      dimensionValue(RouteDimension(o.Method, o.Route), "unmatched"),
+		Method:     dimensionValue(o.Method, "UNKNOWN"),
+		Status:     o.Status,
+		Code:       dimensionValue(o.Code, ""),
+		Requests:   1,
+		Errors5xx:  boolInt(failed),
+		Throttled:  boolInt(throttled),
+		LatencyMs:  float64(max(o.Duration, 0).Microseconds()) / 1000,
+		ReadUnits:  units(o.ReadUnits),
+		WriteUnits: units(o.WriteUnits),
 	}
 	b, err := json.Marshal(line)
 	if err != nil { // cannot happen: every field is a plain string or number
@@ -157,6 +168,14 @@ func dimensionValue(v, fallback string) string {
 	if utf8.RuneCountInString(v) > MaxDimensionValueLen {
 		r := []rune(v)
 		v = string(r[:MaxDimensionValueLen])
+	}
+	return v
+}
+
+// units keeps a capacity figure a valid EMF value (JSON has no NaN or Inf).
+func units(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0
 	}
 	return v
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -117,21 +118,26 @@ func TestRequestLineMatchesEMF(t *testing.T) {
 		wantRoute         string
 		errors, throttled int64
 		wantLatency       string
+		read, write       float64
+		wantRead          string
+		wantWrite         string
 	}{
-		{"ok", "/api/system-monitor", "GET", 200, "", 12500 * time.Microsecond, "GET /api/system-monitor", 0, 0, "12.5"},
-		{"server error", "/api/auth", "POST", 503, "SERVICE_UNAVAILABLE", time.Second, "POST /api/auth", 1, 0, "1000"},
-		{"overload is a failure", "/api/traffic-manager", "GET", 503, "SYS_OVERLOAD", 0, "GET /api/traffic-manager", 1, 0, "0"},
-		{"throttled", "/api/traffic-manager", "GET", 429, "RATE_LIMIT", 0, "GET /api/traffic-manager", 0, 1, "0"},
+		{"ok", "/api/system-monitor", "GET", 200, "", 12500 * time.Microsecond, "GET /api/system-monitor", 0, 0, "12.5", 0, 0, "0", "0"},
+		{"capacity units", "/api/auth", "POST", 200, "", time.Millisecond, "POST /api/auth", 0, 0, "1", 1.5, 3, "1.5", "3"},
+		{"nonsense units become 0", "/api/auth", "POST", 200, "", time.Millisecond, "POST /api/auth", 0, 0, "1", math.NaN(), -1, "0", "0"},
+		{"server error", "/api/auth", "POST", 503, "SERVICE_UNAVAILABLE", time.Second, "POST /api/auth", 1, 0, "1000", 0, 0, "0", "0"},
+		{"overload is a failure", "/api/traffic-manager", "GET", 503, "SYS_OVERLOAD", 0, "GET /api/traffic-manager", 1, 0, "0", 0, 0, "0", "0"},
+		{"throttled", "/api/traffic-manager", "GET", 429, "RATE_LIMIT", 0, "GET /api/traffic-manager", 0, 1, "0", 0, 0, "0", "0"},
 		// RATE_LIMIT_STATUS=503: the same throttle, answered 503; not a failure.
-		{"throttled as 503", "/api/traffic-manager", "GET", 503, "RATE_LIMIT", 0, "GET /api/traffic-manager", 0, 1, "0"},
-		{"unmatched keeps the client's path and method out", "unmatched", "PROPFIND", 404, "NOT_FOUND", time.Millisecond, "unmatched", 0, 0, "1"},
+		{"throttled as 503", "/api/traffic-manager", "GET", 503, "RATE_LIMIT", 0, "GET /api/traffic-manager", 0, 1, "0", 0, 0, "0", "0"},
+		{"unmatched keeps the client's path and method out", "unmatched", "PROPFIND", 404, "NOT_FOUND", time.Millisecond, "unmatched", 0, 0, "1", 0, 0, "0", "0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			line := metrics.RequestLine(metrics.Observation{
 				At: at, Function: "system-monitor", Route: tt.route, Method: tt.method, Status: tt.status, Code: tt.code,
 				Throttled: tt.code == "RATE_LIMIT", // as the request layer sets it
-				Duration:  tt.d,
+				Duration:  tt.d, ReadUnits: tt.read, WriteUnits: tt.write,
 			})
 			if bytes.ContainsRune(line, '\n') {
 				t.Fatal("an EMF line must be one line")
@@ -147,12 +153,21 @@ func TestRequestLineMatchesEMF(t *testing.T) {
 				doc["Throttled"] != json.Number(fmt.Sprint(tt.throttled)) || doc["LatencyMs"] != json.Number(tt.wantLatency) {
 				t.Errorf("values = %v %v %v %v", doc["Requests"], doc["Errors5xx"], doc["Throttled"], doc["LatencyMs"])
 			}
+			if doc["ReadUnits"] != json.Number(tt.wantRead) || doc["WriteUnits"] != json.Number(tt.wantWrite) {
+				t.Errorf("units = %v %v, want %s %s", doc["ReadUnits"], doc["WriteUnits"], tt.wantRead, tt.wantWrite)
+			}
 			dir := doc["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)[0].(map[string]any)
 			if dir["Namespace"] != metrics.Namespace {
 				t.Errorf("namespace = %v", dir["Namespace"])
 			}
 			if got := fmt.Sprint(dir["Dimensions"]); got != "[[function] [function route]]" {
 				t.Errorf("dimension sets = %s", got)
+			}
+			// The capacity units are metrics of the same directive, so they
+			// have the same dimension sets as the request counts.
+			if got := fmt.Sprint(dir["Metrics"]); got != "[map[Name:Requests Unit:Count] map[Name:Errors5xx Unit:Count] map[Name:Throttled Unit:Count] "+
+				"map[Name:LatencyMs Unit:Milliseconds] map[Name:ReadUnits Unit:None] map[Name:WriteUnits Unit:None]]" {
+				t.Errorf("metrics = %s", got)
 			}
 		})
 	}

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
 // EventFailedLogin is the security event the identity code counts on every
 // failed login; it feeds the failed-logins alert rule.
 const EventFailedLogin = "failed_login"
 
-// MaxRecordTimeout bounds the one counter write a request adds, below
+// MaxRecordTimeout bounds each counter write (a flush, or a request's own), below
 // DB_TIMEOUT: a slow metrics table must not make every answer slow.
 const MaxRecordTimeout = time.Second
 
@@ -37,6 +38,9 @@ type Observation struct {
 	Admitted bool
 	Duration time.Duration
 	At       time.Time
+	// ReadUnits and WriteUnits are the DynamoDB capacity units the request's
+	// own calls consumed (store.Usage); the recorder's writes are not in them.
+	ReadUnits, WriteUnits float64
 }
 
 // Settings are the recorder's parameters.
@@ -48,12 +52,18 @@ type Settings struct {
 	SlowQuery time.Duration // SLOW_QUERY_MS
 	// WriteTimeout bounds the counter write (min(DB_TIMEOUT, MaxRecordTimeout)).
 	WriteTimeout time.Duration
+	// FlushInterval is METRICS_FLUSH_INTERVAL: an instance writes its
+	// pending counts at most once per interval (see Start). 0 writes each
+	// request's counts in Record, synchronously.
+	FlushInterval time.Duration
 }
 
 // Recorder measures every finished request (Record) and counts security
-// events (CountEvent). Per request it writes one EMF line
-// to out and, unless METRICS_REALTIME=off, adds to the minute counters with
-// one atomic UpdateItem. It never fails a request: errors are logged.
+// events (CountEvent). Per request it writes one EMF line to out and, unless
+// METRICS_REALTIME=off, adds the request to the minute counters: with a flush
+// interval, to this instance's pending counts, which Start writes at most once
+// per interval with one atomic UpdateItem per minute; without, with one
+// UpdateItem in Record. It never fails a request: errors are logged.
 type Recorder struct {
 	function string
 	counters *Counters // nil: METRICS_REALTIME=off
@@ -62,6 +72,9 @@ type Recorder struct {
 	timeout  time.Duration
 	clock    clock.Clock
 	logger   *slog.Logger
+
+	interval time.Duration
+	pending  *pending // nil: no counters, or FlushInterval 0
 
 	mu  sync.Mutex // one Write per line, so concurrent lines never interleave
 	out io.Writer
@@ -92,6 +105,10 @@ func NewRecorder(s Settings, db CounterAPI, c clock.Clock, out io.Writer, logger
 	}
 	if s.Realtime {
 		r.counters = counters
+		if s.FlushInterval > 0 {
+			r.interval = s.FlushInterval
+			r.pending = newPending()
+		}
 	}
 	return r
 }
@@ -123,26 +140,25 @@ func Delta(o Observation, slow time.Duration) Counts {
 	}
 }
 
-// Start is called as a request begins; it returns what to call before the
-// request is answered. Every request writes its own counts in Record, so
-// there is nothing to start.
-func (r *Recorder) Start(context.Context) (wait func()) { return func() {} }
-
 // Record records one finished request.
 func (r *Recorder) Record(ctx context.Context, o Observation) {
 	if o.Function == "" {
 		o.Function = r.function
 	}
 	r.write(RequestLine(o))
-	if r.counters == nil {
-		return
+	switch {
+	case r.counters == nil:
+	case r.pending != nil:
+		r.pending.add(o.At, Delta(o, r.slow))
+	default:
+		r.add(ctx, r.counters, o.At, Delta(o, r.slow))
 	}
-	r.add(ctx, r.counters, o.At, Delta(o, r.slow))
 }
 
 // CountEvent counts a security event: one EMF line and, for failed
 // logins, one counter add (whatever METRICS_REALTIME says, so the critical
-// failed-logins rule keeps its input).
+// failed-logins rule keeps its input). The add is written at once, not
+// aggregated: failed logins are rare, and the rule must see them promptly.
 func (r *Recorder) CountEvent(ctx context.Context, name string) {
 	now := r.clock.Now()
 	r.write(EventLine(now, r.function, name))
@@ -152,13 +168,18 @@ func (r *Recorder) CountEvent(ctx context.Context, name string) {
 }
 
 func (r *Recorder) add(ctx context.Context, c *Counters, at time.Time, delta Counts) {
-	// The request's own cancellation must not lose the count, but the write
-	// is bounded on its own.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+	ctx, cancel := r.detach(ctx)
 	defer cancel()
 	if err := c.Add(ctx, at, delta); err != nil {
 		r.logger.WarnContext(ctx, "metrics counter write failed", "err", err)
 	}
+}
+
+// detach returns the context of a counter write: the request's own
+// cancellation must not lose counts, the write is bounded on its own, and its
+// capacity is not the request's (store.WithoutUsage).
+func (r *Recorder) detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(store.WithoutUsage(context.WithoutCancel(ctx)), r.timeout)
 }
 
 func (r *Recorder) write(line []byte) {

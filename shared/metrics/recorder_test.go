@@ -22,9 +22,10 @@ var base = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 // loaded machine (production: min(DB_TIMEOUT, 1 s)).
 const emulatorTimeout = 30 * time.Second
 
+// METRICS_FLUSH_INTERVAL=0: every request writes its own counts, synchronously in Record.
 func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 	var calls store.CallCounter
-	env := dynamotest.New(t, "auth", map[string]string{"METRIC_SHARDS": "4", "SLOW_QUERY_MS": "100"}, calls.Option())
+	env := dynamotest.New(t, "auth", map[string]string{"METRIC_SHARDS": "4", "SLOW_QUERY_MS": "100", "METRICS_FLUSH_INTERVAL": "0"}, calls.Option())
 	fake := clock.NewFake(base)
 	var out bytes.Buffer
 	rec := metrics.NewRecorder(withTimeout(platform.RecorderSettings(env.Config), emulatorTimeout), env.Client, fake, &out, nil)
@@ -43,12 +44,19 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 		{503, "RATE_LIMIT", false, 0, 1}, // RATE_LIMIT_STATUS=503: throttled, not failed
 	}
 	calls.Reset()
-	for _, o := range obs {
+	for i, o := range obs {
+		rec.Start(ctx)() // nothing to flush: the write is Record's
+		if n := calls.Total(); n != i {
+			t.Fatalf("request %d: Start made calls (%d so far)", i, n)
+		}
 		rec.Record(ctx, metrics.Observation{
 			Function: "auth", Route: "/api/auth", Method: "POST", Status: o.status, Code: o.code, Admitted: o.admitted,
 			Throttled: o.code == "RATE_LIMIT", // as the request layer sets it
 			Duration:  o.d, At: base.Add(time.Duration(o.minute)*time.Minute + 30*time.Second),
 		})
+		if n := calls.Count("UpdateItem"); n != i+1 {
+			t.Fatalf("request %d: %d UpdateItems when Record returned, want %d (written synchronously)", i, n, i+1)
+		}
 	}
 	if got := calls.Snapshot(); calls.Total() != len(obs) || got["UpdateItem"] != len(obs) {
 		t.Errorf("calls = %v, want exactly one UpdateItem per request (%d)", got, len(obs))
@@ -100,6 +108,7 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 func TestRecorderRealtimeOffWritesOnlyEMF(t *testing.T) {
 	var calls store.CallCounter
 	env := dynamotest.New(t, "session", map[string]string{"METRICS_REALTIME": "off"}, calls.Option())
+	// (whatever METRICS_FLUSH_INTERVAL says: the default 1 s here)
 	fake := clock.NewFake(base)
 	var out bytes.Buffer
 	rec := metrics.NewRecorder(withTimeout(platform.RecorderSettings(env.Config), emulatorTimeout), env.Client, fake, &out, nil)
@@ -108,7 +117,12 @@ func TestRecorderRealtimeOffWritesOnlyEMF(t *testing.T) {
 	}
 	calls.Reset()
 	for i := 0; i < 5; i++ {
+		rec.Start(context.Background())()
 		rec.Record(context.Background(), metrics.Observation{Function: "session", Route: "/api/sessions", Method: "GET", Status: 200, At: base})
+		fake.Advance(time.Second)
+	}
+	if err := rec.Flush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if calls.Total() != 0 {
 		t.Errorf("realtime off made calls %v", calls.Snapshot())
@@ -125,7 +139,7 @@ func TestRecorderRealtimeOffWritesOnlyEMF(t *testing.T) {
 
 func TestRecorderNeverFailsWhenTheTableIsDown(t *testing.T) {
 	cfg, err := config.Load("auth", func(k string) string {
-		return map[string]string{"DYNAMODB_ENDPOINT": "http://127.0.0.1:1", "DB_TIMEOUT": "200"}[k]
+		return map[string]string{"DYNAMODB_ENDPOINT": "http://127.0.0.1:1", "DB_TIMEOUT": "200", "METRICS_FLUSH_INTERVAL": "0"}[k]
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,10 +6,12 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -47,6 +49,13 @@ func (ms minutesOf) Minutes(_ context.Context, from, to time.Time) ([]metrics.Mi
 	return out, nil
 }
 
+// overridesOf serves overrides the monitor has already read to the load meter.
+type overridesOf load.OverrideTotals
+
+func (o overridesOf) Current(context.Context) (load.OverrideTotals, error) {
+	return load.OverrideTotals(o), nil
+}
+
 // Settings are the monitor's parameters.
 type Settings struct {
 	Realtime      bool   // METRICS_REALTIME: request figures exist only with the counters
@@ -62,6 +71,7 @@ type Settings struct {
 
 // API is the part of the DynamoDB client the monitor's stores use.
 type API interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
@@ -74,7 +84,9 @@ type API interface {
 type Monitor struct {
 	clock    clock.Clock
 	realtime bool // METRICS_REALTIME: request figures exist only with the counters
-	counters MinuteReader
+	// series reads the minute counters through the hourly roll-ups, with
+	// this instance's cache of what is complete.
+	series *metrics.Series
 	// The load (API.md's currentLoad, activeConnections) is shared/load's
 	// meter over the counters read here plus the unexpired overrides.
 	overrides   load.OverrideReader
@@ -82,15 +94,17 @@ type Monitor struct {
 	peaks       *metrics.Peaks
 	reported    *metrics.Reported
 	alerts      *alerts.Store
-	history     MinuteReader
-	source      string // "dynamodb" or "cloudwatch"
+	history     MinuteReader // the CloudWatch reader; nil: the series
+	source      string       // "dynamodb" or "cloudwatch"
 	memory      func() *float64
+	readiness   *Readiness
 	logger      *slog.Logger
 }
 
 // New builds the monitor. history serves the history endpoint (nil: the
-// DynamoDB minute counters, as METRICS_HISTORY_SOURCE=dynamodb); memory is
-// the instance's memory gauge (nil: metrics.MemoryUsage of the configured size).
+// DynamoDB minute counters and their roll-ups, as
+// METRICS_HISTORY_SOURCE=dynamodb); memory is the instance's memory gauge
+// (nil: metrics.MemoryUsage of the configured size).
 func New(db API, s Settings, history MinuteReader, memory func() *float64, clk clock.Clock, logger *slog.Logger) (*Monitor, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -102,9 +116,6 @@ func New(db API, s Settings, history MinuteReader, memory func() *float64, clk c
 	counters := metrics.NewCounters(db, s.MetricsTable, s.Shards, clk)
 	switch s.Source {
 	case "dynamodb":
-		if history == nil {
-			history = counters
-		}
 	case "cloudwatch":
 		if history == nil {
 			return nil, fmt.Errorf("history source cloudwatch needs a CloudWatch reader")
@@ -115,7 +126,7 @@ func New(db API, s Settings, history MinuteReader, memory func() *float64, clk c
 	return &Monitor{
 		clock:       clk,
 		realtime:    s.Realtime,
-		counters:    counters,
+		series:      metrics.NewSeries(counters, metrics.NewRollups(db, s.MetricsTable, clk), clk, logger),
 		overrides:   load.NewOverrides(db, s.OverrideTable, s.OverrideTTL, clk),
 		capacityRPM: s.CapacityRPM,
 		peaks:       metrics.NewPeaks(db, s.MetricsTable, clk),
@@ -124,9 +135,18 @@ func New(db API, s Settings, history MinuteReader, memory func() *float64, clk c
 		history:     history,
 		source:      s.Source,
 		memory:      memory,
+		readiness:   NewReadiness(db, s.MetricsTable, clk),
 		logger:      logger,
 	}, nil
 }
+
+// Series is the minute-counter reader behind the figures and the history
+// (tests and benchmarks drive its roll-ups directly).
+func (m *Monitor) Series() *metrics.Series { return m.series }
+
+// Ready reports whether DynamoDB answers (GET /api/health), from this
+// instance's cache of at most ReadinessCacheFor.
+func (m *Monitor) Ready(ctx context.Context) bool { return m.readiness.Ready(ctx) }
 
 // Source is where the history is read from: "dynamodb" or "cloudwatch".
 func (m *Monitor) Source() string { return m.source }
@@ -167,26 +187,81 @@ type Figures struct {
 }
 
 // Figures measures the current figures; withPeak also records the current
-// load as a peak candidate (two more calls), for the endpoints that show it.
+// load as a peak candidate, for the endpoints that show it.
 func (m *Monitor) Figures(ctx context.Context, withPeak bool) (Figures, error) {
+	f, _, err := m.Snapshot(ctx, Want{Peak: withPeak})
+	return f, err
+}
+
+// Want says what a Snapshot reads besides the figures.
+type Want struct {
+	Peak   bool // peakLoad (metrics, overview)
+	Alerts bool // the alert list (overview, health)
+}
+
+// Snapshot measures the current figures and reads what w asks for, issuing
+// the independent reads together: the minute counters (roll-ups of the
+// settled hours this instance lacks, and the minutes it has not cached), the
+// load overrides, the stored peaks and the alerts: one round trip, cold or
+// warm. A second one happens only when the current load is a new peak for
+// the hour (its conditional update) or a roll-up is missing.
+func (m *Monitor) Snapshot(ctx context.Context, w Want) (Figures, []alerts.Alert, error) {
 	now := m.clock.Now()
 	f := Figures{Now: now, Memory: m.memory()}
 	if !m.realtime {
 		// METRICS_REALTIME=off: the counters are not written, so the
 		// request figures and the load are unknown here (CloudWatch has them).
-		return f, nil
+		var list []alerts.Alert
+		if w.Alerts {
+			var err error
+			if list, err = m.alerts.List(ctx); err != nil {
+				return Figures{}, nil, err
+			}
+		}
+		return f, list, nil
 	}
 	cur := now.Truncate(time.Minute)
 	last := cur.Add(-time.Minute)
-	ms, err := m.counters.Minutes(ctx, cur.Add(-totalsWindow+time.Minute), cur.Add(time.Minute))
-	if err != nil {
-		return Figures{}, fmt.Errorf("read minute counters: %w", err)
+	var (
+		ms                         []metrics.Minute
+		ov                         load.OverrideTotals
+		peak                       metrics.PeakReading
+		list                       []alerts.Alert
+		msErr, ovErr, pkErr, lsErr error
+		wg                         sync.WaitGroup
+	)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A failure of the counters or the alerts fails the answer, so it
+	// cancels the other reads; the overrides and peaks only null the load.
+	wg.Go(func() {
+		if ms, msErr = m.series.Read(rctx, cur.Add(-totalsWindow+time.Minute), cur.Add(time.Minute), last); msErr != nil {
+			cancel()
+		}
+	})
+	wg.Go(func() { ov, ovErr = m.overrides.Current(rctx) })
+	if w.Peak {
+		wg.Go(func() { peak, pkErr = m.peaks.Read(rctx) })
+	}
+	if w.Alerts {
+		wg.Go(func() {
+			if list, lsErr = m.alerts.List(rctx); lsErr != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if msErr != nil && (lsErr == nil || !errors.Is(msErr, context.Canceled)) {
+		return Figures{}, nil, fmt.Errorf("read minute counters: %w", msErr)
+	}
+	if lsErr != nil {
+		return Figures{}, nil, lsErr
 	}
 	var day, minute metrics.Counts
 	for _, mm := range ms {
 		day = day.Plus(mm.Counts)
 		if mm.Start.Equal(last) {
-			minute = minute.Plus(mm.Counts)
+			minute = mm.Counts
 		}
 	}
 	successful := day.Requests - day.Errors5xx - day.Throttled
@@ -204,23 +279,33 @@ func (m *Monitor) Figures(ctx context.Context, withPeak bool) (Figures, error) {
 	f.Rate, f.SlowQueries = &minute.Requests, &minute.Slow
 	f.AverageResponseTime, f.ErrorRate = &avg, &errRate
 
-	snap, err := m.loadSnapshot(ctx, ms)
-	if err != nil {
+	if ovErr != nil {
 		// The counters were readable, so the store is up: an unreadable
 		// load (e.g. the overrides) leaves only the load figures unknown.
+		m.logger.WarnContext(ctx, "load snapshot failed; load figures are null", "err", ovErr)
+		return f, list, nil
+	}
+	snap, err := m.loadSnapshot(ctx, ms, ov)
+	if err != nil {
 		m.logger.WarnContext(ctx, "load snapshot failed; load figures are null", "err", err)
-		return f, nil
+		return f, list, nil
 	}
 	cl, ac := snap.CurrentLoad, snap.ActiveConnections
 	f.CurrentLoad, f.ActiveConnections = &cl, &ac
-	if withPeak {
-		peak, err := m.peaks.Observe(ctx, cl)
-		if err != nil {
-			return Figures{}, fmt.Errorf("peak load: %w", err)
+	if w.Peak {
+		if pkErr != nil {
+			return Figures{}, nil, fmt.Errorf("peak load: %w", pkErr)
 		}
-		f.PeakLoad = &peak
+		if cl > peak.Hour {
+			// A new peak for the hour: the only write of a read.
+			if err := m.peaks.Offer(ctx, cl); err != nil {
+				return Figures{}, nil, fmt.Errorf("peak load: %w", err)
+			}
+		}
+		p := math.Max(cl, peak.Max)
+		f.PeakLoad = &p
 	}
-	return f, nil
+	return f, list, nil
 }
 
 // Health is API.md's health score: from 100, cpu > 0.8 -30 else > 0.6 -15;
@@ -259,15 +344,42 @@ func deduct(v *float64, hi float64, hiCost int, lo float64, loCost int) int {
 
 // EvaluateAlerts is the scheduled evaluation: API.md's rules over the last
 // complete minute. It also samples the current load as a peak candidate, so
-// peakLoad sees every minute even when nobody reads the monitor.
+// peakLoad sees every minute even when nobody reads the monitor, and writes
+// the hourly roll-ups of the settled hours that lack one (RollUp). The reads
+// (minute counters, overrides, peaks, rule states) are issued together; the
+// roll-ups run beside the evaluation, and their failure is only logged (the
+// next evaluation catches up; readers fall back to the minute counters).
 func (m *Monitor) EvaluateAlerts(ctx context.Context) (time.Time, []alerts.Result, error) {
 	now := m.clock.Now()
 	cur := now.Truncate(time.Minute)
 	window := cur.Add(-time.Minute)
+	var (
+		ms                         []metrics.Minute
+		ov                         load.OverrideTotals
+		peak                       metrics.PeakReading
+		states                     alerts.RuleStates
+		msErr, ovErr, pkErr, stErr error
+		reads, rollups             sync.WaitGroup
+	)
+	if m.realtime {
+		rollups.Go(func() {
+			if res, err := m.RollUp(ctx); err != nil {
+				m.logger.WarnContext(ctx, "hourly roll-up failed", "err", err, "written", res.Written, "missing", res.Missing)
+			}
+		})
+		reads.Go(func() { ov, ovErr = m.overrides.Current(ctx) })
+		reads.Go(func() { peak, pkErr = m.peaks.Read(ctx) })
+	}
+	defer rollups.Wait()
 	// The window and the current minute: the rules read the first, the load both.
-	ms, err := m.counters.Minutes(ctx, window, cur.Add(time.Minute))
-	if err != nil {
-		return window, nil, fmt.Errorf("read minute counters: %w", err)
+	reads.Go(func() { ms, msErr = m.series.Read(ctx, window, cur.Add(time.Minute), window) })
+	reads.Go(func() { states, stErr = m.alerts.States(ctx) })
+	reads.Wait()
+	if msErr != nil {
+		return window, nil, fmt.Errorf("read minute counters: %w", msErr)
+	}
+	if stErr != nil {
+		return window, nil, stErr
 	}
 	var c metrics.Counts
 	for _, mm := range ms {
@@ -276,20 +388,36 @@ func (m *Monitor) EvaluateAlerts(ctx context.Context) (time.Time, []alerts.Resul
 		}
 	}
 	in := alerts.Inputs{Window: window, FailedLogins: &c.FailedLogins, Memory: m.memory()}
+	var offer sync.WaitGroup
 	if m.realtime {
 		in.Requests, in.Failed, in.DurationMs = &c.Requests, &c.Errors5xx, &c.DurationMs
-		if snap, err := m.loadSnapshot(ctx, ms); err != nil {
-			m.logger.WarnContext(ctx, "load snapshot for peak failed", "err", err)
-		} else if _, err := m.peaks.Observe(ctx, snap.CurrentLoad); err != nil {
-			m.logger.WarnContext(ctx, "peak load update failed", "err", err)
+		snap, err := m.loadSnapshot(ctx, ms, ov)
+		switch {
+		case ovErr != nil || err != nil:
+			m.logger.WarnContext(ctx, "load snapshot for peak failed", "err", errors.Join(ovErr, err))
+		case pkErr != nil:
+			m.logger.WarnContext(ctx, "peak load read failed", "err", pkErr)
+		case snap.CurrentLoad > peak.Hour:
+			offer.Go(func() {
+				if err := m.peaks.Offer(ctx, snap.CurrentLoad); err != nil {
+					m.logger.WarnContext(ctx, "peak load update failed", "err", err)
+				}
+			})
 		}
 	}
-	results, err := m.alerts.Evaluate(ctx, in)
+	results, err := m.alerts.EvaluateFrom(ctx, in, states)
+	offer.Wait()
 	return window, results, err
 }
 
-func (m *Monitor) loadSnapshot(ctx context.Context, ms []metrics.Minute) (load.Snapshot, error) {
-	return load.NewMeterFrom(minutesOf(ms), m.overrides, m.capacityRPM, m.clock).Snapshot(ctx)
+// RollUp writes the missing hourly roll-ups of the look-back (at most
+// metrics.RollupBatch per call, newest first); EvaluateAlerts calls it.
+func (m *Monitor) RollUp(ctx context.Context) (metrics.RollUpResult, error) {
+	return m.series.RollUp(ctx, metrics.RollupLookback, metrics.RollupBatch)
+}
+
+func (m *Monitor) loadSnapshot(ctx context.Context, ms []metrics.Minute, ov load.OverrideTotals) (load.Snapshot, error) {
+	return load.NewMeterFrom(minutesOf(ms), overridesOf(ov), m.capacityRPM, m.clock).Snapshot(ctx)
 }
 
 // History returns hours×60 points, one per minute, ending with the last
@@ -304,6 +432,14 @@ func (m *Monitor) History(ctx context.Context, hours int) ([]metrics.Minute, tim
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cloudWatchTimeout)
 		defer cancel()
+	}
+	if m.history == nil {
+		// The roll-ups of the settled hours and the minutes of the others.
+		ms, err := m.series.Read(ctx, from, end, end)
+		if err != nil {
+			return nil, now, fmt.Errorf("read history (%s): %w", m.source, err)
+		}
+		return ms, now, nil
 	}
 	ms, err := m.history.Minutes(ctx, from, end)
 	if err != nil {

@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
+	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics/cloudwatchtest"
 	"github.com/zenithfresh/zenith-serverless/shared/monitorapi"
+	"github.com/zenithfresh/zenith-serverless/shared/store"
 )
 
 type point struct {
@@ -54,12 +56,9 @@ func checkSeries(t *testing.T, hb historyBody, hours int, end time.Time, want ma
 	if hb.DataPoints != n || len(hb.Data) != n {
 		t.Fatalf("dataPoints %d, len %d, want %d", hb.DataPoints, len(hb.Data), n)
 	}
-	unit := "hours"
-	if hours == 1 {
-		unit = "hour"
-	}
-	if hb.TimeRange != fmt.Sprintf("%d %s", hours, unit) {
-		t.Errorf("timeRange = %q", hb.TimeRange)
+	// Literally "<h> hour(s)", as the original (and API.md) have it.
+	if hb.TimeRange != fmt.Sprintf("%d hour(s)", hours) {
+		t.Errorf("timeRange = %q, want %q", hb.TimeRange, fmt.Sprintf("%d hour(s)", hours))
 	}
 	first := end.Add(-time.Duration(n) * time.Minute)
 	for i, p := range hb.Data {
@@ -112,20 +111,56 @@ func TestHistoryFromDynamoDB(t *testing.T) {
 	for k, v := range oneHour {
 		week[k] = v
 	}
+	// Read by a fresh instance each time (h.calls counts only the first
+	// one's client): before the schedule has rolled the hours up (every
+	// settled hour read from its minutes, logged), and after.
+	get := func(t *testing.T, app *httpapi.App, hours int) historyBody {
+		t.Helper()
+		return decodeHistory(t, call(t, app, event("GET", "/api/system-monitor", map[string]string{"endpoint": "history", "hours": fmt.Sprint(hours)}, "", h.watcher, h.seq.Add(1))))
+	}
 	for _, tt := range []struct {
-		hours int
-		want  map[int64]point
-	}{{1, oneHour}, {168, week}} {
-		t.Run(fmt.Sprintf("%d hours", tt.hours), func(t *testing.T) {
-			h.calls.Reset()
-			hb := decodeHistory(t, h.get(map[string]string{"endpoint": "history", "hours": fmt.Sprint(tt.hours)}, h.watcher))
+		name    string
+		rolled  bool
+		hours   int
+		want    map[int64]point
+		queries int
+	}{
+		// The hour before the current one is settled but read from its
+		// minutes until RollupGrace has passed: 4 Queries, either way.
+		{"no roll-ups yet", false, 1, oneHour, 4},
+		// The roll-ups (none found) with the last hour's minutes, then the
+		// week's minutes: 1 + 4 + 4.
+		{"no roll-ups yet", false, 168, week, 1 + 4 + 4},
+		{"rolled up", true, 1, oneHour, 4},
+		// The roll-ups of the week and the last hour's minutes, together.
+		{"rolled up", true, 168, week, 1 + 4},
+	} {
+		t.Run(fmt.Sprintf("%s/%d hours", tt.name, tt.hours), func(t *testing.T) {
+			if tt.rolled {
+				if r, err := h.handler.Monitor().Series().RollUp(ctx, metrics.RollupLookback, 168); err != nil || r.Missing != 0 {
+					t.Fatal(r, err)
+				}
+			}
+			var calls store.CallCounter
+			handler, err := monitorapi.NewHandler(ctx, h.newDeps(calls.Option()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hb := get(t, handler.App(), tt.hours)
 			if hb.Source != "dynamodb" || hb.Timestamp != now.UnixMilli() {
 				t.Errorf("source %q timestamp %d", hb.Source, hb.Timestamp)
 			}
 			checkSeries(t, hb, tt.hours, end, tt.want)
-			// One Query per shard (METRIC_SHARDS=4), whatever the window.
-			if got := h.calls.Count("Query"); got != 4 {
-				t.Errorf("Query calls = %d, want 4 (%v)", got, h.calls.Snapshot())
+			// Beside the session read and the limiter (UpdateItem), only Queries.
+			if got := calls.Count("Query"); got != tt.queries {
+				t.Errorf("Query calls = %d, want %d (%v)", got, tt.queries, calls.Snapshot())
+			}
+			// The same instance again: only what is not cached (nothing here:
+			// every minute of the window has settled).
+			calls.Reset()
+			checkSeries(t, get(t, handler.App(), tt.hours), tt.hours, end, tt.want)
+			if got := calls.Count("Query"); got != 0 {
+				t.Errorf("warm instance: %d Queries (%v), want 0", got, calls.Snapshot())
 			}
 		})
 	}
@@ -267,34 +302,58 @@ func TestHistoryFromCloudWatchFailureIsA5xxWithoutDetail(t *testing.T) {
 	}
 }
 
-// TestMonitorCallsPerEndpoint pins the DynamoDB reads each endpoint makes
-// (METRIC_SHARDS=4), the figures of BENCHMARKS.md (Monitoring). Session and
-// limiter calls are the identity and traffic code's and not counted here.
+// TestMonitorCallsPerEndpoint pins the DynamoDB reads each endpoint makes on
+// a warm instance (METRIC_SHARDS=4), the figures of BENCHMARKS.md
+// (Monitoring). Session and limiter calls are the identity and traffic
+// code's and not counted here.
 func TestMonitorCallsPerEndpoint(t *testing.T) {
 	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "dynamodb"})
-	h.fake.Set(minuteM.Add(time.Minute))
-	h.get(map[string]string{"endpoint": "health"}, h.watcher) // warm the role cache
+	now := minuteM.Add(time.Minute + 40*time.Second)
+	h.fake.Set(now)
+	// The schedule has run: the week is rolled up (this instance knows it).
+	evaluate(t, h)
+	if r, err := h.handler.Monitor().Series().RollUp(context.Background(), metrics.RollupLookback, 168); err != nil || r.Missing != 0 {
+		t.Fatal(r, err)
+	}
+	for _, e := range []string{"overview", "health", "history"} {
+		h.get(map[string]string{"endpoint": e, "hours": "168"}, h.watcher) // warm the role and series caches
+	}
 	wantQueries := map[string]int{
-		"overview": 7, // 4 shards (24 h) + overrides + peak hours + alerts
+		"overview": 7, // the unsettled minutes (4 shards) + overrides + peak hours + alerts
 		"metrics":  6, // 4 shards + overrides + peak hours
 		"health":   6, // 4 shards + overrides + alerts
 		"alerts":   1,
-		"history":  4, // one per shard, 1 h or 168 h alike
+		"history":  4, // the minutes completed since the last read, one Query per shard, 1 h or 168 h alike
 	}
 	for e, want := range wantQueries {
-		h.fake.Advance(3 * time.Second)
+		h.fake.Advance(time.Minute) // a new minute to read every time
 		h.calls.Reset()
-		if r := h.get(map[string]string{"endpoint": e}, h.watcher); r.Status != 200 {
+		if r := h.get(map[string]string{"endpoint": e, "hours": "168"}, h.watcher); r.Status != 200 {
 			t.Fatalf("%s: %d %s", e, r.Status, r.Raw)
 		}
 		if got := h.calls.Count("Query"); got != want {
 			t.Errorf("%s: %d Queries, want %d (%v)", e, got, want, h.calls.Snapshot())
 		}
+		// The limiter, the recorder, the session touch (a minute passed) and at most one peak update.
+		if got := h.calls.Count("UpdateItem"); got > 4 {
+			t.Errorf("%s: %d UpdateItems (%v)", e, got, h.calls.Snapshot())
+		}
 	}
+	h.fake.Advance(time.Minute)
 	h.calls.Reset()
 	evaluate(t, h)
-	// 4 shards + overrides + peak hours + rule states; one peak UpdateItem; no alert writes when quiet.
-	if got := h.calls.Snapshot(); got["Query"] != 7 || got["UpdateItem"] != 1 || h.calls.Total() != 8 {
+	// 4 shards + overrides + peak hours + rule states; no roll-up to write
+	// (the instance knows the week's), at most one peak UpdateItem; no alert
+	// writes when quiet.
+	if got := h.calls.Snapshot(); got["Query"] != 7 || got["UpdateItem"] > 1 || got["PutItem"] != 0 || h.calls.Total() != 7+got["UpdateItem"] {
 		t.Errorf("scheduled evaluation calls = %v", got)
+	}
+	// At the next hour's first evaluation after it settled: one more roll-up
+	// (the roll-up Query, a consistent Query per shard, one PutItem).
+	h.fake.Set(minuteM.Add(time.Hour + metrics.SettleAfter))
+	h.calls.Reset()
+	evaluate(t, h)
+	if got := h.calls.Snapshot(); got["PutItem"] != 1 || got["Query"] != 7+1+4 {
+		t.Errorf("evaluation after an hour settled: calls = %v", got)
 	}
 }

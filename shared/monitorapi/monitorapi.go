@@ -1,6 +1,6 @@
 // Package monitorapi holds the routes of the system-monitor function
-// (GET/POST /api/system-monitor, POST /api/system-monitor/alerts/{id}/acknowledge)
-// and the entry point that also accepts the EventBridge schedule running the
+// (GET/POST /api/system-monitor, POST /api/system-monitor/alerts/{id}/acknowledge,
+// GET /api/health) and the entry point that also accepts the EventBridge schedule running the
 // alert evaluation.
 package monitorapi
 
@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/zenithfresh/zenith-serverless/shared/alerts"
+	"github.com/zenithfresh/zenith-serverless/shared/buildinfo"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics/cwhistory"
@@ -62,9 +65,24 @@ func newMonitor(d *platform.Deps, opts ...Option) (*monitor.Monitor, error) {
 	}
 	var history monitor.MinuteReader
 	if d.Monitor.Source == "cloudwatch" {
-		history = cwhistory.New(cloudwatch.NewFromConfig(d.AWS, o.cloudWatch...), metrics.Namespace, Functions)
+		// Built on the first history read: a start does not pay for a client
+		// most instances never use.
+		cw := &lazyCloudWatch{build: func() *cloudwatch.Client { return cloudwatch.NewFromConfig(d.AWS, o.cloudWatch...) }}
+		history = cwhistory.New(cw, metrics.Namespace, Functions)
 	}
 	return monitor.New(d.DB, d.Monitor, history, o.memory, d.Clock, d.Logger)
+}
+
+// lazyCloudWatch builds its CloudWatch client on first use.
+type lazyCloudWatch struct {
+	build  func() *cloudwatch.Client
+	once   sync.Once
+	client *cloudwatch.Client
+}
+
+func (l *lazyCloudWatch) GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, opts ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
+	l.once.Do(func() { l.client = l.build() })
+	return l.client.GetMetricData(ctx, in, opts...)
 }
 
 func (h *Handler) routes() []httpapi.Route {
@@ -72,7 +90,28 @@ func (h *Handler) routes() []httpapi.Route {
 		{Method: http.MethodGet, Path: "/api/system-monitor", Permission: users.PermSystemMonitoring, Handler: h.get},
 		{Method: http.MethodPost, Path: "/api/system-monitor", Permission: users.PermSystemMonitoring, Handler: h.post},
 		{Method: http.MethodPost, Path: "/api/system-monitor/alerts/{id}/acknowledge", Permission: users.PermSystemMonitoring, Handler: h.acknowledge},
+		// A probe: no session read, no limiter quota, no metrics flush.
+		{Method: http.MethodGet, Path: "/api/health", Permission: httpapi.Public, Handler: h.health, Probe: true},
 	}
+}
+
+// health answers GET /api/health (API.md "/api/health"): readiness from this
+// instance's cached DynamoDB check. Both answers are health bodies, not
+// error envelopes.
+func (h *Handler) health(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
+	body := map[string]any{
+		"version":   buildinfo.Version,
+		"timestamp": isoMillis(h.monitor.Now()),
+		"requestId": r.RequestID,
+	}
+	if h.monitor.Ready(ctx) {
+		body["status"], body["checks"] = "ok", map[string]string{"dynamodb": "ok"}
+		return httpapi.JSON(http.StatusOK, body), nil
+	}
+	body["status"], body["checks"] = "unavailable", map[string]string{"dynamodb": "unreachable"}
+	res := httpapi.JSON(http.StatusServiceUnavailable, body)
+	res.Headers = map[string]string{"Retry-After": strconv.Itoa(int(monitor.ReadinessCacheFor / time.Second))}
+	return res, nil
 }
 
 func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
@@ -83,36 +122,36 @@ func (h *Handler) get(ctx context.Context, r *httpapi.Request) (*httpapi.Respons
 	m := h.monitor
 	switch q.Endpoint {
 	case EndpointHistory:
-		return h.history(ctx, q.Hours)
+		return h.history(ctx, r, q.Hours)
 	case EndpointAlerts:
 		list, err := m.Alerts(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return httpapi.JSON(http.StatusOK, map[string]any{"alerts": list, "timestamp": m.Now().UnixMilli()}), nil
+		return h.ok(r, map[string]any{"alerts": list, "timestamp": m.Now().UnixMilli()}), nil
 	}
-	f, err := m.Figures(ctx, q.Endpoint != EndpointHealth)
+	// The figures, the peak and the alerts are read together.
+	f, list, err := m.Snapshot(ctx, monitor.Want{Peak: q.Endpoint != EndpointHealth, Alerts: q.Endpoint != EndpointMetrics})
 	if err != nil {
 		return nil, err
 	}
 	if q.Endpoint == EndpointMetrics {
-		return httpapi.JSON(http.StatusOK, metricsBody(f)), nil
+		return h.ok(r, metricsBody(f)), nil
 	}
-	list, err := m.Alerts(ctx)
-	if err != nil {
-		return nil, err
+	if list == nil {
+		list = []alerts.Alert{}
 	}
 	score, status := monitor.Health(nil, f.Memory, f.ErrorRate, f.CurrentLoad)
 	if q.Endpoint == EndpointHealth {
-		return httpapi.JSON(http.StatusOK, map[string]any{"status": status, "score": score, "alerts": list}), nil
+		return h.ok(r, map[string]any{"status": status, "score": score, "alerts": list}), nil
 	}
 	var uptime any
 	if f.Availability != nil {
 		uptime = fmt.Sprintf("%.2f%%", *f.Availability)
 	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
+	return h.ok(r, map[string]any{
 		"overview": map[string]any{
-			"status": status, "healthScore": score, "uptime": uptime, "lastUpdate": f.Now.UnixMilli(),
+			"status": status, "healthScore": score, "uptime": uptime, "lastUpdate": isoMillis(f.Now),
 		},
 		"traffic": map[string]any{
 			"requestsPerMinute": f.Rate, "totalRequests": f.Total, "errorRate": f.ErrorRate,
@@ -146,7 +185,7 @@ func metricsBody(f monitor.Figures) map[string]any {
 	}
 }
 
-func (h *Handler) history(ctx context.Context, hours int) (*httpapi.Response, error) {
+func (h *Handler) history(ctx context.Context, r *httpapi.Request, hours int) (*httpapi.Response, error) {
 	m := h.monitor
 	ms, now, err := m.History(ctx, hours)
 	if err != nil {
@@ -166,12 +205,9 @@ func (h *Handler) history(ctx context.Context, hours int) (*httpapi.Response, er
 			"cpuLoad": nil, "memoryUsage": nil,
 		}
 	}
-	unit := "hours"
-	if hours == 1 {
-		unit = "hour"
-	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
-		"timeRange": fmt.Sprintf("%d %s", hours, unit), "dataPoints": len(data), "data": data,
+	return h.ok(r, map[string]any{
+		// Literally "<h> hour(s)", as the original wrote it.
+		"timeRange": fmt.Sprintf("%d hour(s)", hours), "dataPoints": len(data), "data": data,
 		"source": m.Source(), "timestamp": now.UnixMilli(),
 	}), nil
 }
@@ -185,7 +221,7 @@ func (h *Handler) post(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 	if err := h.monitor.Report(ctx, s); err != nil {
 		return nil, err
 	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
+	return h.ok(r, map[string]any{
 		"success": true, "message": "Metrics updated successfully",
 		"updated": map[string]any{"requests": s.Requests, "performance": s.Performance},
 	}), nil
@@ -199,9 +235,20 @@ func (h *Handler) acknowledge(ctx context.Context, r *httpapi.Request) (*httpapi
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.JSON(http.StatusOK, map[string]any{
+	return h.ok(r, map[string]any{
 		"success": true, "message": "Alert acknowledged", "alert": a,
 	}), nil
+}
+
+// ok is a 200 answer of the route: the original put processingTime on each.
+func (h *Handler) ok(r *httpapi.Request, body map[string]any) *httpapi.Response {
+	body["processingTime"] = r.ProcessingTime(h.monitor.Now())
+	return httpapi.JSON(http.StatusOK, body)
+}
+
+// isoMillis is JavaScript's Date.toISOString(): UTC, milliseconds, "Z".
+func isoMillis(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 func round2(v *float64) *float64 {

@@ -255,7 +255,7 @@ func samples(t testing.TB) []exchange {
 		})},
 		{"report unknown field", req("POST", "/api/system-monitor", bearer(), `{"cpu":1}`), api(t, 400, validationError(`unknown field "cpu"`))},
 		{"acknowledge", req("POST", "/api/system-monitor/alerts/"+alertID+"/acknowledge", bearer(), ""), api(t, 200, map[string]any{
-			"success": true, "message": "Alert acknowledged", "alert": mutate(t, alert(), func(m map[string]any) { m["acknowledged"] = true }), "requestId": requestID,
+			"success": true, "message": "Alert acknowledged", "alert": mutate(t, alert(), func(m map[string]any) { m["acknowledged"] = true }), "processingTime": "2ms", "requestId": requestID,
 		})},
 		{"acknowledge unknown", req("POST", "/api/system-monitor/alerts/nope/acknowledge", bearer(), ""), api(t, 404, stdError("NOT_FOUND", "Alert not found"))},
 
@@ -324,6 +324,7 @@ func TestWrongResponses(t *testing.T) {
 		return req("GET", "/api/system-monitor"+q, bearer(), "")
 	}
 	status := req("GET", "/api/traffic-manager?status=true", nil, "")
+	ack := req("POST", "/api/system-monitor/alerts/"+alertID+"/acknowledge", bearer(), "")
 
 	tests := []struct {
 		name string
@@ -348,6 +349,10 @@ func TestWrongResponses(t *testing.T) {
 			[]string{"GET /api/traffic-manager → 200", "at /systemLoad/cpuLoad"}},
 		{"lastUpdate in epoch ms", monitor(""), api(t, 200, mutate(t, overview(), func(m map[string]any) { at(m, "overview")["lastUpdate"] = epochMs })),
 			[]string{"at /overview/lastUpdate", "want string"}},
+		{"lastUpdate without milliseconds", monitor(""), api(t, 200, mutate(t, overview(), func(m map[string]any) { at(m, "overview")["lastUpdate"] = "2100-01-01T00:00:00Z" })),
+			[]string{"at /overview/lastUpdate", "does not match pattern"}},
+		{"acknowledge without processingTime", ack, api(t, 200, map[string]any{"success": true, "message": "Alert acknowledged", "alert": alert(), "requestId": requestID}),
+			[]string{"missing property 'processingTime'"}},
 		{"timeRange in words", monitor("?endpoint=history"), api(t, 200, mutate(t, history(1), func(m map[string]any) { m["timeRange"] = "1 hour" })),
 			[]string{"at /timeRange", "does not match pattern"}},
 		{"no processingTime", monitor("?endpoint=alerts"), api(t, 200, map[string]any{"alerts": []any{}, "timestamp": epochMs, "requestId": requestID}),
@@ -440,7 +445,7 @@ func TestInvalidRequests(t *testing.T) {
 			answer(t, 200, trafficStatus()), `parameter "status"`},
 		{"bad alert id", req("POST", "/api/system-monitor/alerts/NOPE/acknowledge", bearer(), ""),
 			api(t, 404, stdError("NOT_FOUND", "Alert not found")),
-			api(t, 200, map[string]any{"success": true, "message": "Alert acknowledged", "alert": alert(), "requestId": requestID}), `parameter "id"`},
+			api(t, 200, map[string]any{"success": true, "message": "Alert acknowledged", "alert": alert(), "processingTime": "2ms", "requestId": requestID}), `parameter "id"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -23,6 +24,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/ctxlog"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/identity"
+	"github.com/zenithfresh/zenith-serverless/shared/keyring"
 	"github.com/zenithfresh/zenith-serverless/shared/load"
 	"github.com/zenithfresh/zenith-serverless/shared/lockout"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
@@ -43,6 +45,9 @@ type Deps struct {
 	Random   clock.Random
 	Logger   *slog.Logger // carries the request ids of the context (ctxlog)
 
+	// Keys is the deployment key (users table item meta#keys), read on
+	// first use: client-key hashes, cursors and device cookies.
+	Keys     *keyring.Keyring
 	Roles    *users.Roles
 	Users    *users.Store
 	Sessions *sessions.Manager
@@ -61,7 +66,8 @@ type Deps struct {
 	// or secret); the auth function checks it at start.
 	Master users.Master
 
-	http httpSettings
+	http          httpSettings
+	shutdownFlush bool // METRICS_SHUTDOWN_FLUSH
 }
 
 // httpSettings are the request layer's parameters, put on every app by Install.
@@ -126,8 +132,9 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	}
 	logger := ctxlog.New(o.logger.With("function", cfg.Function))
 	// The breaker is outermost, so a store outage costs a request about one DB_TIMEOUT.
+	// UsageOption feeds each request's capacity accumulator (the EMF ReadUnits/WriteUnits).
 	db := store.NewDynamoDB(ac, cfg.DynamoDBEndpoint, cfg.DBTimeout,
-		append([]func(*dynamodb.Options){store.NewBreaker(store.BreakerCooldown, o.clock.Now).Option()}, o.dbOptions...)...)
+		append([]func(*dynamodb.Options){store.NewBreaker(store.BreakerCooldown, o.clock.Now).Option(), store.UsageOption()}, o.dbOptions...)...)
 	d := &Deps{
 		Function: cfg.Function,
 		AWS:      ac,
@@ -136,17 +143,26 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 		Random:   o.random,
 		Logger:   logger,
 		Master:   users.Master{Username: cfg.MasterUsername, Password: cfg.MasterPassword, Secret: cfg.MasterPasswordSecret},
+		// The SIGTERM registration costs init time, so it is opt-in.
+		shutdownFlush: cfg.MetricsShutdownFlush,
 		http: httpSettings{
 			allowedOrigins: cfg.AllowedOrigins, trustedProxies: cfg.TrustedProxies, rateLimitStatus: cfg.RateLimitStatus,
 		},
 	}
+	d.Keys = keyring.New(db, cfg.Tables.Users, o.clock, nil)
 	d.Roles = users.NewRoles(db, cfg.Tables.Users, o.clock)
 	d.Users = users.NewWithRoles(db, cfg.Tables.Users, d.Roles, o.clock, logger)
+	d.Users.UseCursorKeys(d.Keys)
+	if cfg.MasterUsername != "" {
+		d.Users.Protect(cfg.MasterUsername)
+	}
 	d.Sessions = sessions.New(db, SessionTables(cfg), SessionConfig(cfg), d.Roles, o.clock, logger)
+	d.Sessions.UseCursorKeys(d.Keys)
 	ls, err := LimiterSettings(cfg)
 	if err != nil {
 		return nil, err
 	}
+	ls.Keys = d.Keys
 	if d.Limiter, err = ratelimit.New(db, ls, o.clock, logger); err != nil {
 		return nil, err
 	}
@@ -161,8 +177,8 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 	}
 	d.Identity = identity.New(identity.Parts{
 		DB: db, Users: d.Users, Sessions: d.Sessions,
-		Guard:  lockout.New(db, cfg.Tables.LoginAttempts, o.clock, lockout.DefaultPolicy),
-		Events: events, Clock: o.clock, Logger: logger,
+		Guard:  lockout.New(db, cfg.Tables.LoginAttempts, o.clock, lockout.DefaultPolicy, d.Keys),
+		Events: events, Keys: d.Keys, Clock: o.clock, Logger: logger,
 	})
 	d.Overrides = load.NewOverrides(db, cfg.Tables.LoadOverrides, cfg.LoadOverrideTTL, o.clock)
 	d.Meter = load.NewMeter(metrics.NewCounters(db, cfg.Tables.Metrics, cfg.MetricShards, o.clock), d.Overrides, cfg.TrafficCapacityRPM, o.clock)
@@ -173,6 +189,31 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*Deps, error) 
 		AlertsTable: cfg.Tables.Alerts, OverrideTable: cfg.Tables.LoadOverrides, OverrideTTL: cfg.LoadOverrideTTL,
 	}
 	return d, nil
+}
+
+// StartOptions are the Lambda runtime options of every function: with
+// METRICS_SHUTDOWN_FLUSH the runtime registers for SIGTERM (an internal
+// extension, about 2 ms more init: BENCHMARKS.md) and Shutdown writes the
+// pending counts before the instance is reclaimed.
+func (d *Deps) StartOptions() []lambda.Option {
+	if !d.shutdownFlush {
+		return nil
+	}
+	return []lambda.Option{lambda.WithEnableSIGTERM(d.Shutdown)}
+}
+
+// ShutdownFlushTimeout bounds the recorder's final flush on SIGTERM: Lambda
+// sends SIGKILL about 500 ms after SIGTERM.
+const ShutdownFlushTimeout = 400 * time.Millisecond
+
+// Shutdown writes the recorder's pending counts, bounded by
+// ShutdownFlushTimeout: on SIGTERM with METRICS_SHUTDOWN_FLUSH (see
+// StartOptions), and when the local API server stops. A failure is logged by
+// the recorder.
+func (d *Deps) Shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownFlushTimeout)
+	defer cancel()
+	_ = d.Recorder.Flush(ctx)
 }
 
 // Install puts the shared middleware and the request layer's settings on a
@@ -219,10 +260,12 @@ func LimiterSettings(cfg config.Config) (ratelimit.Settings, error) {
 
 // RecorderSettings are the recorder's parameters; its counter write is
 // bounded by min(DB_TIMEOUT, metrics.MaxRecordTimeout), so a slow metrics
-// table cannot make every answer slow.
+// table cannot make every answer slow, and METRICS_FLUSH_INTERVAL sets how
+// often an instance writes its counters.
 func RecorderSettings(cfg config.Config) metrics.Settings {
 	return metrics.Settings{
 		Function: cfg.Function, Table: cfg.Tables.Metrics, Shards: cfg.MetricShards,
 		Realtime: cfg.MetricsRealtime, SlowQuery: cfg.SlowQuery, WriteTimeout: min(cfg.DBTimeout, metrics.MaxRecordTimeout),
+		FlushInterval: cfg.MetricsFlushInterval,
 	}
 }

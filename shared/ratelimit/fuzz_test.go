@@ -26,7 +26,7 @@ func FuzzClientIP(f *testing.F) {
 				t.Fatalf("untrusted peer %q: key %q depends on X-Forwarded-For %q (alone %q)", peer, got, xff, alone)
 			}
 		}
-		k := StorageKey(PolicyAPI, "ip:"+got)
+		k := StorageKey(PolicyAPI, "ip:"+got, testSecret)
 		if len(k) != 68 || !utf8.ValidString(k) {
 			t.Fatalf("storage key %q", k)
 		}

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
@@ -87,12 +88,16 @@ func normalise(a netip.Addr) string {
 	return a.String()
 }
 
-// StorageKey is the item key of a (policy, client key) bucket: the policy name
-// and the hex SHA-256 of the client key, so no raw IP or user id is stored and
-// any key (long, odd bytes, unicode) becomes a fixed 64-character ASCII string.
-func StorageKey(policy, clientKey string) string {
-	sum := sha256.Sum256([]byte(clientKey))
-	return policy + "#" + hex.EncodeToString(sum[:])
+// StorageKey is the item key of a (policy, client key) bucket: the policy
+// name and the hex HMAC-SHA256 of the client key under secret (the
+// deployment key's subkey for the limiter), so no raw IP or user id is
+// stored, the whole IPv4 space hashed without the key finds none of them,
+// and any key (long, odd bytes, unicode) becomes a fixed 64-character ASCII
+// string.
+func StorageKey(policy, clientKey string, secret []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(clientKey))
+	return policy + "#" + hex.EncodeToString(m.Sum(nil))
 }
 
 // logKey is a short, non-reversible tag of a storage key for logs.

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"strings"
 	"testing"
@@ -41,6 +43,8 @@ func TestClientKey(t *testing.T) {
 	}
 }
 
+var testSecret = []byte("key-test-subkey-0123456789abcdef")
+
 func TestStorageKeyOddClientIDs(t *testing.T) {
 	ids := []string{
 		"u:" + strings.Repeat("a", 250),
@@ -52,7 +56,7 @@ func TestStorageKeyOddClientIDs(t *testing.T) {
 	}
 	seen := map[string]string{}
 	for _, id := range ids {
-		k := StorageKey(PolicyAPI, id)
+		k := StorageKey(PolicyAPI, id, testSecret)
 		if len(k) != len("api#")+64 || !strings.HasPrefix(k, "api#") {
 			t.Errorf("key of %q = %q, want api# + 64 hex", id, k)
 		}
@@ -66,10 +70,24 @@ func TestStorageKeyOddClientIDs(t *testing.T) {
 		}
 		seen[k] = id
 	}
-	if StorageKey(PolicyAPI, "ip:1.2.3.4") == StorageKey(PolicyFrontdoor, "ip:1.2.3.4") {
+	if StorageKey(PolicyAPI, "ip:1.2.3.4", testSecret) == StorageKey(PolicyFrontdoor, "ip:1.2.3.4", testSecret) {
 		t.Error("policies share a bucket")
 	}
-	if got := logKey(StorageKey(PolicyAPI, "ip:1.2.3.4")); len(got) != len("api#")+12 {
+	if got := logKey(StorageKey(PolicyAPI, "ip:1.2.3.4", testSecret)); len(got) != len("api#")+12 {
 		t.Errorf("logKey = %q", got)
+	}
+}
+
+// TestStorageKeyIsKeyed: the bucket key is an HMAC under the deployment's
+// subkey, not a plain hash: another key gives another bucket key, and the
+// plain SHA-256 of the client key appears nowhere in it.
+func TestStorageKeyIsKeyed(t *testing.T) {
+	k := StorageKey(PolicyAPI, "ip:198.51.100.7", testSecret)
+	if k == StorageKey(PolicyAPI, "ip:198.51.100.7", []byte("another-deployment-subkey-012345")) {
+		t.Fatal("the key does not depend on the secret")
+	}
+	sum := sha256.Sum256([]byte("ip:198.51.100.7"))
+	if strings.Contains(k, hex.EncodeToString(sum[:])) {
+		t.Fatalf("%s is the plain SHA-256 of the client key", k)
 	}
 }

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,13 +43,26 @@ type Decision struct {
 }
 
 // Settings are the limiter's parameters (RATE_LIMITS_TABLE, the policies,
-// RATE_LIMIT_FAIL_MODE, RATE_LIMIT_SHADOW).
+// RATE_LIMIT_FAIL_MODE, RATE_LIMIT_SHADOW) and the key its client keys are
+// hashed with.
 type Settings struct {
 	Table    string
 	Policies []Policy
 	FailOpen bool // admit through a per-instance bucket when the store is unreachable
 	Shadow   bool // decide and count, never refuse
+	// Keys gives the deployment key's subkey that stored client keys are
+	// HMACs under (keyring.Keyring); required.
+	Keys KeySource
 }
+
+// KeySource gives the current deployment key's subkey for a purpose. A
+// rotation changes it, so buckets start afresh under the new key.
+type KeySource interface {
+	Subkey(ctx context.Context, purpose string) ([]byte, error)
+}
+
+// keyPurpose names the limiter's subkey.
+const keyPurpose = "ratelimit"
 
 // Stats counts the limiter's decisions on this instance.
 type Stats struct {
@@ -64,16 +78,18 @@ type Stats struct {
 // Limiter is the rate limiter of API.md; safe for concurrent use, one per instance.
 type Limiter struct {
 	buckets  dynamoBuckets
+	keys     KeySource
+	local    []byte // per-instance key of the fallback buckets when the deployment key cannot be read
 	policies map[string]Policy
 	clock    clock.Clock
 	logger   *slog.Logger
 	failOpen bool
 	shadow   bool
 
-	mu     sync.Mutex
-	hints  map[string]int64 // storage key → last TAT seen (µs): picks the first branch
-	denies map[string]int64 // storage key → next admission (µs): deny without a call until then
-	local  map[string]int64 // storage key → TAT of the per-instance fallback bucket
+	mu           sync.Mutex
+	hints        map[string]int64 // storage key → last TAT seen (µs): picks the first branch
+	denies       map[string]int64 // storage key → next admission (µs): deny without a call until then
+	fallbackTATs map[string]int64 // storage key → TAT of the per-instance fallback bucket
 
 	allowed, denied, cachedDenies, shadowDenies, fallbacks, throttled, dbCalls atomic.Int64
 }
@@ -83,6 +99,13 @@ type Limiter struct {
 func New(db API, s Settings, c clock.Clock, logger *slog.Logger) (*Limiter, error) {
 	if len(s.Policies) == 0 {
 		return nil, errors.New("rate limiter: no policies")
+	}
+	if s.Keys == nil {
+		return nil, errors.New("rate limiter: no key source for the client keys")
+	}
+	local := make([]byte, 32)
+	if _, err := rand.Read(local); err != nil {
+		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
 	if c == nil {
 		c = clock.System{}
@@ -95,15 +118,17 @@ func New(db API, s Settings, c clock.Clock, logger *slog.Logger) (*Limiter, erro
 		policies[p.Name] = p
 	}
 	return &Limiter{
-		buckets:  dynamoBuckets{db: db, table: s.Table},
-		policies: policies,
-		clock:    c,
-		logger:   logger,
-		failOpen: s.FailOpen,
-		shadow:   s.Shadow,
-		hints:    map[string]int64{},
-		denies:   map[string]int64{},
-		local:    map[string]int64{},
+		buckets:      dynamoBuckets{db: db, table: s.Table},
+		keys:         s.Keys,
+		local:        local,
+		policies:     policies,
+		clock:        c,
+		logger:       logger,
+		failOpen:     s.FailOpen,
+		shadow:       s.Shadow,
+		hints:        map[string]int64{},
+		denies:       map[string]int64{},
+		fallbackTATs: map[string]int64{},
 	}, nil
 }
 
@@ -128,7 +153,46 @@ func (l *Limiter) Limit(ctx context.Context, policy, clientKey string) (Decision
 	if !ok {
 		return Decision{}, fmt.Errorf("unknown rate limit policy %q", policy)
 	}
-	return l.decide(ctx, p, StorageKey(p.Name, clientKey))
+	secret, err := l.keys.Subkey(ctx, keyPurpose)
+	if err != nil {
+		if !store.IsUnavailable(err) {
+			return Decision{}, err
+		}
+		// No deployment key yet and the store unreachable: no bucket can be
+		// read anyway, so decide as in any outage, by a per-instance key.
+		return l.fallback(ctx, p, StorageKey(p.Name, clientKey, l.local), micros(l.clock.Now()), err), nil
+	}
+	return l.decide(ctx, p, StorageKey(p.Name, clientKey, secret))
+}
+
+// StorageKey returns the item key of clientKey's bucket under the named
+// policy (tests and tools read the item with it).
+func (l *Limiter) StorageKey(ctx context.Context, policy, clientKey string) (string, error) {
+	secret, err := l.keys.Subkey(ctx, keyPurpose)
+	if err != nil {
+		return "", err
+	}
+	return StorageKey(policy, clientKey, secret), nil
+}
+
+// CachedDeny reports, without a call, whether this instance already knows
+// the client's next request under the named policy will be refused (its deny
+// cache). The request layer asks before starting reads that would be wasted.
+func (l *Limiter) CachedDeny(ctx context.Context, policy, clientKey string) bool {
+	p, ok := l.policies[policy]
+	if !ok {
+		return false
+	}
+	secret, err := l.keys.Subkey(ctx, keyPurpose)
+	if err != nil {
+		return false
+	}
+	key := StorageKey(p.Name, clientKey, secret)
+	now := micros(l.clock.Now())
+	l.mu.Lock()
+	until, cached := l.denies[key]
+	l.mu.Unlock()
+	return cached && now < until
 }
 
 // decide decides one request of the bucket key (a StorageKey) under p.
@@ -202,9 +266,9 @@ func (l *Limiter) fallback(ctx context.Context, p Policy, key string, now int64,
 		return d
 	}
 	l.mu.Lock()
-	s := p.Step(l.local[key], now)
+	s := p.Step(l.fallbackTATs[key], now)
 	if s.Allowed {
-		l.remember(l.local, key, s.TAT, now)
+		l.remember(l.fallbackTATs, key, s.TAT, now)
 	}
 	l.mu.Unlock()
 	return l.verdict(ctx, p, s, key)

@@ -71,6 +71,12 @@ type Statement struct {
 	// Condition is the template condition of a statement wrapped in !If (its
 	// true branch is the statement); "" when the statement always applies.
 	Condition string
+	// LeadingKeys are the partition keys an IAM condition
+	// "ForAllValues:StringEquals: dynamodb:LeadingKeys" limits the statement
+	// to; nil when it has no such condition (any item). Any other IAM
+	// condition operator or key is kept in OtherConditions.
+	LeadingKeys     []string
+	OtherConditions []string
 }
 
 // CORS is the HttpApi's CorsConfiguration, minus the origins (those come from
@@ -301,6 +307,25 @@ func parseStatement(n *yaml.Node) (Statement, bool) {
 	if r := get(n, "Resource"); r != nil {
 		for _, c := range nodes(r) {
 			s.Resources = append(s.Resources, resource(c))
+		}
+	}
+	if c := get(n, "Condition"); c != nil && c.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(c.Content); i += 2 {
+			op, body := c.Content[i].Value, c.Content[i+1]
+			if body.Kind != yaml.MappingNode {
+				s.OtherConditions = append(s.OtherConditions, op)
+				continue
+			}
+			for j := 0; j+1 < len(body.Content); j += 2 {
+				key := body.Content[j].Value
+				if op == "ForAllValues:StringEquals" && key == "dynamodb:LeadingKeys" {
+					for _, k := range nodes(body.Content[j+1]) {
+						s.LeadingKeys = append(s.LeadingKeys, k.Value)
+					}
+					continue
+				}
+				s.OtherConditions = append(s.OtherConditions, op+" "+key)
+			}
 		}
 	}
 	return s, true

@@ -46,8 +46,9 @@ func TestEmbeddedTables(t *testing.T) {
 	}
 	sessions := byID["SessionsTable"]
 	want := []samtemplate.GSI{{IndexName: "userId-index",
-		KeySchema:  []samtemplate.KeyElement{{Name: "userId", Type: "HASH"}},
-		Projection: samtemplate.Projection{ProjectionType: "KEYS_ONLY"}}}
+		KeySchema: []samtemplate.KeyElement{{Name: "userId", Type: "HASH"}},
+		Projection: samtemplate.Projection{ProjectionType: "INCLUDE",
+			NonKeyAttributes: []string{"handle", "sessionVersion", "createdAt", "lastActivity", "idleExpiresAt", "expiresAt", "countedExpiry"}}}}
 	if !reflect.DeepEqual(sessions.GlobalSecondaryIndexes, want) {
 		t.Errorf("sessions GSIs %+v, want %+v", sessions.GlobalSecondaryIndexes, want)
 	}
@@ -103,6 +104,20 @@ func TestEmbeddedFunctions(t *testing.T) {
 	}
 	if secret == nil || secret.Condition != "HasMasterPasswordSecret" || !slices.Equal(secret.Actions, []string{"secretsmanager:GetSecretValue"}) {
 		t.Errorf("conditional secret statement %+v", secret)
+	}
+	// The other functions may create the deployment key, and only it.
+	for _, id := range []string{"SessionFunction", "TrafficManagerFunction", "SystemMonitorFunction"} {
+		fn, _ := tmpl.Function(id)
+		var key *samtemplate.Statement
+		for i, s := range fn.Policy {
+			if s.Sid == "DeploymentKeyCreate" {
+				key = &fn.Policy[i]
+			}
+		}
+		if key == nil || !slices.Equal(key.Actions, []string{"dynamodb:PutItem"}) || !slices.Equal(key.Resources, []string{"UsersTable"}) ||
+			!slices.Equal(key.LeadingKeys, []string{"meta#keys"}) || len(key.OtherConditions) != 0 {
+			t.Errorf("%s DeploymentKeyCreate statement %+v", id, key)
+		}
 	}
 	// Every unconditional statement's resources are tables of the template
 	// (or "*", which IAM needs for cloudwatch:GetMetricData).

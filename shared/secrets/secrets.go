@@ -1,30 +1,27 @@
 // Package secrets reads the master user's password from AWS Secrets Manager
 // or SSM Parameter Store (MASTER_PASSWORD_SECRET). Only the auth function
-// links it.
+// links it, and it speaks the two calls it needs itself (JSON 1.1, signed
+// with the SDK's SigV4 signer) instead of linking the Secrets Manager and SSM
+// SDK clients: their generated tables cost auth about 10 ms of init on every
+// cold start (BENCHMARKS.md, Cold start) for a read made once per deployment.
 package secrets
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
-
-// SecretsManagerAPI is the part of the Secrets Manager client used here.
-type SecretsManagerAPI interface {
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
-
-// SSMAPI is the part of the SSM client used here.
-type SSMAPI interface {
-	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
-}
 
 // AWS reads the master password from Secrets Manager or SSM Parameter
 // Store. A reference is routed by its form:
@@ -36,20 +33,16 @@ type SSMAPI interface {
 // A Secrets Manager secret may hold the password itself or a JSON object
 // with a "password" field; an SSM parameter must be a SecureString.
 type AWS struct {
-	SecretsManager SecretsManagerAPI
-	SSM            SSMAPI
-
-	newClients func() (SecretsManagerAPI, SSMAPI) // set by NewAWS: built on first use
-	once       sync.Once
+	cfg    aws.Config
+	client *http.Client
+	// Endpoint, when set, replaces https://<service>.<region>.<domain> for
+	// both services (a test server).
+	Endpoint string
 }
 
-// NewAWS returns a reader whose clients are built from ac on first use: the
-// secret is read at most once per deployment (when the master user is
-// absent), so a start does not pay for two SDK clients it rarely needs.
+// NewAWS returns a reader signing with ac's credentials in ac's region.
 func NewAWS(ac aws.Config) *AWS {
-	return &AWS{newClients: func() (SecretsManagerAPI, SSMAPI) {
-		return secretsmanager.NewFromConfig(ac), ssm.NewFromConfig(ac)
-	}}
+	return &AWS{cfg: ac, client: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // ReadSecret returns the password the reference points at.
@@ -58,26 +51,26 @@ func (a *AWS) ReadSecret(ctx context.Context, ref string) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("empty secret reference %q", ref)
 	}
-	a.once.Do(func() {
-		if a.newClients != nil && a.SecretsManager == nil && a.SSM == nil {
-			a.SecretsManager, a.SSM = a.newClients()
-		}
-	})
 	if service == "ssm" {
-		out, err := a.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
-		if err != nil {
+		var out struct {
+			Parameter *struct {
+				Type  string
+				Value *string
+			}
+		}
+		if err := a.call(ctx, "ssm", "AmazonSSM.GetParameter", map[string]any{"Name": name, "WithDecryption": true}, &out); err != nil {
 			return "", fmt.Errorf("read SSM parameter %s: %w", name, err)
 		}
 		if out.Parameter == nil || out.Parameter.Value == nil {
 			return "", fmt.Errorf("SSM parameter %s has no value", name)
 		}
-		if out.Parameter.Type != ssmtypes.ParameterTypeSecureString {
+		if out.Parameter.Type != "SecureString" {
 			return "", fmt.Errorf("SSM parameter %s must be a SecureString, is %s", name, out.Parameter.Type)
 		}
 		return *out.Parameter.Value, nil
 	}
-	out, err := a.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
-	if err != nil {
+	var out struct{ SecretString *string }
+	if err := a.call(ctx, "secretsmanager", "secretsmanager.GetSecretValue", map[string]any{"SecretId": name}, &out); err != nil {
 		return "", fmt.Errorf("read secret %s: %w", name, err)
 	}
 	if out.SecretString == nil {
@@ -98,6 +91,105 @@ func (a *AWS) ReadSecret(ctx context.Context, ref string) (string, error) {
 	return v, nil
 }
 
+// APIError is an error answer of the service (its __type and message).
+type APIError struct {
+	Status int
+	Type   string
+	Msg    string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s (%d): %s", e.Type, e.Status, e.Msg) }
+
+// retryable: throttling and the service's own failures are retried, a
+// client error (not found, access denied) is not.
+func (e *APIError) retryable() bool {
+	return e.Status >= 500 || strings.Contains(e.Type, "Throttling") || strings.Contains(e.Type, "TooManyRequests")
+}
+
+const attempts = 3
+
+// call makes one JSON 1.1 call, signed with SigV4, retrying throttling,
+// server errors and network failures with a short backoff.
+func (a *AWS) call(ctx context.Context, service, target string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	var last error
+	for attempt := 0; attempt < attempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * 100 * time.Millisecond):
+			}
+		}
+		last = a.once(ctx, service, target, body, out)
+		var api *APIError
+		if last == nil || (errors.As(last, &api) && !api.retryable()) || ctx.Err() != nil {
+			return last
+		}
+	}
+	return last
+}
+
+func (a *AWS) once(ctx context.Context, service, target string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint(service), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", target)
+	if a.cfg.Credentials == nil {
+		return errors.New("no AWS credentials")
+	}
+	creds, err := a.cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), service, a.cfg.Region, time.Now()); err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		if i := strings.LastIndexByte(e.Type, '#'); i >= 0 {
+			e.Type = e.Type[i+1:]
+		}
+		return &APIError{Status: resp.StatusCode, Type: e.Type, Msg: e.Message}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// endpoint is the service's regional endpoint (the partition's domain by
+// region prefix), or the override.
+func (a *AWS) endpoint(service string) string {
+	if a.Endpoint != "" {
+		return a.Endpoint
+	}
+	domain := "amazonaws.com"
+	if strings.HasPrefix(a.cfg.Region, "cn-") {
+		domain = "amazonaws.com.cn"
+	}
+	return "https://" + service + "." + a.cfg.Region + "." + domain + "/"
+}
+
 func route(ref string) (service, name string) {
 	ref = strings.TrimSpace(ref)
 	switch {
@@ -108,6 +200,7 @@ func route(ref string) (service, name string) {
 	case strings.HasPrefix(ref, "arn:"):
 		parts := strings.SplitN(ref, ":", 6)
 		if len(parts) == 6 && parts[2] == "ssm" {
+			// GetParameter takes the parameter's name or its ARN.
 			return "ssm", ref
 		}
 		return "secretsmanager", ref

@@ -127,14 +127,13 @@ func (s *service) list(ctx context.Context, r *httpapi.Request) (*httpapi.Respon
 	}
 	var page sessions.Page
 	var err error
-	if q.All {
+	switch {
+	case q.All:
 		page, err = s.sessions.ListAll(ctx, q.Limit, q.Cursor)
-	} else {
-		target := p.UserID
-		if q.UserID != "" {
-			target = q.UserID
-		}
-		page, err = s.sessions.ListUser(ctx, target, q.Limit, q.Cursor)
+	case other:
+		page, err = s.sessions.ListUser(ctx, q.UserID, q.Limit, q.Cursor)
+	default: // the caller's own: one Query, the version from the validated principal
+		page, err = s.sessions.ListOwn(ctx, p, q.Limit, q.Cursor)
 	}
 	if errors.Is(err, store.ErrBadCursor) {
 		return nil, httpapi.Validation("cursor is invalid")

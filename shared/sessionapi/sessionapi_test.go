@@ -299,10 +299,16 @@ func TestCSRF(t *testing.T) {
 	if res := e.do(t, apitest.Request{Method: http.MethodGet, Path: "/api/sessions", Cookies: []string{"zenith_session=" + t1}, Headers: map[string]string{"origin": "https://evil.example"}}); res.Status != 200 {
 		t.Fatalf("cookie GET: %d", res.Status)
 	}
-	// Header-authenticated calls are not affected by Origin.
+	// A foreign Origin is refused whatever the credentials (API.md), a bearer
+	// token included; without Origin a header-authenticated call is a
+	// non-browser client's and goes through.
 	res := e.do(t, apitest.Request{Method: http.MethodDelete, Path: "/api/sessions/" + h2, Headers: map[string]string{"authorization": "Bearer " + t1, "origin": "https://evil.example"}})
-	if res.Status != 200 {
+	if res.Status != 403 || res.Str("code") != "CSRF_REJECTED" {
 		t.Fatalf("bearer DELETE with a foreign origin: %d %s", res.Status, res.Raw)
+	}
+	res = e.do(t, apitest.Request{Method: http.MethodDelete, Path: "/api/sessions/" + h2, Headers: apitest.Bearer(t1)})
+	if res.Status != 200 {
+		t.Fatalf("bearer DELETE without Origin: %d %s", res.Status, res.Raw)
 	}
 }
 

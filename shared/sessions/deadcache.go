@@ -16,6 +16,9 @@ import (
 const (
 	// DeadCacheSize bounds the entries; past it the oldest is evicted.
 	DeadCacheSize = 10000
+	// KnownCacheSize bounds the positive cache of validated tokens' user ids
+	// (about 130 B an entry); past it the oldest is evicted.
+	KnownCacheSize = 10000
 	// DeadCacheTTL is how long an entry is trusted. A dead session cannot come
 	// back, so this only bounds staleness should that rule ever be broken by
 	// hand (an item edited in the table).
@@ -41,53 +44,93 @@ func keyOfHash(hash string) (tokenKey, bool) {
 	return k, true
 }
 
-// deadSet is a FIFO-bounded set with a per-entry age limit. The ring holds
-// each key of the map exactly once, in insertion order, so evicting the
-// oldest is O(1) and memory stays under size entries (about 100 B each).
-type deadSet struct {
-	mu    sync.Mutex
-	size  int
-	ttl   int64 // ms
-	added map[tokenKey]int64
-	ring  []tokenKey
-	next  int // the oldest slot once the ring is full
+// tokenCache is a FIFO-bounded map from token keys to values with a
+// per-entry age limit (0: none). The ring holds each key of the map once, in
+// insertion order, and each entry remembers its slot, so evicting the oldest
+// is O(1), a removed key's stale slot never evicts a newer entry, and memory
+// stays under size entries.
+type tokenCache[V any] struct {
+	mu      sync.Mutex
+	size    int
+	ttl     int64 // ms; 0 = entries never age out
+	entries map[tokenKey]cacheEntry[V]
+	ring    []tokenKey
+	next    int // the oldest slot once the ring is full
 }
 
-func newDeadSet(size int, ttl time.Duration) *deadSet {
+type cacheEntry[V any] struct {
+	v    V
+	at   int64 // epoch ms when put
+	slot int
+}
+
+// deadSet is the negative cache: token keys whose session is dead for good.
+type deadSet = tokenCache[struct{}]
+
+func newDeadSet(size int, ttl time.Duration) *deadSet { return newTokenCache[struct{}](size, ttl) }
+
+func newTokenCache[V any](size int, ttl time.Duration) *tokenCache[V] {
 	size = max(size, 1)
-	return &deadSet{size: size, ttl: ttl.Milliseconds(), added: make(map[tokenKey]int64)}
+	return &tokenCache[V]{size: size, ttl: ttl.Milliseconds(), entries: make(map[tokenKey]cacheEntry[V])}
 }
 
-// has reports whether k was added less than ttl before now (epoch ms). An
-// entry from the future (a clock set back) does not count.
-func (d *deadSet) has(k tokenKey, now int64) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	at, ok := d.added[k]
-	return ok && now >= at && now-at < d.ttl
+// get returns k's value if it was put less than ttl before now (epoch ms).
+// An entry from the future (a clock set back) does not count.
+func (c *tokenCache[V]) get(k tokenKey, now int64) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok || now < e.at || (c.ttl > 0 && now-e.at >= c.ttl) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
 }
 
-// add remembers k as dead from now (epoch ms).
-func (d *deadSet) add(k tokenKey, now int64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.added[k]; ok {
-		d.added[k] = now // refreshed in place; it keeps its ring slot
+// put sets k to v from now (epoch ms); a key already held keeps its slot.
+func (c *tokenCache[V]) put(k tokenKey, v V, now int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[k]; ok {
+		c.entries[k] = cacheEntry[V]{v: v, at: now, slot: e.slot}
 		return
 	}
-	if len(d.ring) < d.size {
-		d.ring = append(d.ring, k)
+	slot := len(c.ring)
+	if slot < c.size {
+		c.ring = append(c.ring, k)
 	} else {
-		delete(d.added, d.ring[d.next])
-		d.ring[d.next] = k
-		d.next = (d.next + 1) % d.size
+		slot = c.next
+		if old := c.ring[slot]; c.entries[old].slot == slot {
+			delete(c.entries, old)
+		}
+		c.ring[slot] = k
+		c.next = (c.next + 1) % c.size
 	}
-	d.added[k] = now
+	c.entries[k] = cacheEntry[V]{v: v, at: now, slot: slot}
 }
 
-// len returns the number of entries held (expired ones included until evicted).
-func (d *deadSet) len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.added)
+// remove forgets k (its ring slot is reused in turn).
+func (c *tokenCache[V]) remove(k tokenKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, k)
+}
+
+// has reports whether k is held and young enough (the negative cache's question).
+func (c *tokenCache[V]) has(k tokenKey, now int64) bool {
+	_, ok := c.get(k, now)
+	return ok
+}
+
+// add holds k from now with the zero value (the negative cache's insert).
+func (c *tokenCache[V]) add(k tokenKey, now int64) {
+	var zero V
+	c.put(k, zero, now)
+}
+
+// len returns the number of entries held (aged-out ones included until evicted).
+func (c *tokenCache[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }

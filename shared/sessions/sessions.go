@@ -1,9 +1,10 @@
 // Package sessions keeps staff sessions in the sessions table. A session
 // item is keyed by the SHA-256 of its token (the token itself is never
 // stored), carries its user id for the userId-index GSI, the user's session
-// version and role at login, and its idle and absolute expiry. Validation is
-// one strongly consistent BatchGetItem of the session and its user; expiry
-// is checked on every read, whatever DynamoDB's TTL sweep has done
+// version and role at login, its idle and absolute expiry, and the expiry
+// under which the session counters hold it (counts.go). Validation is one
+// strongly consistent BatchGetItem of the session and its user; expiry is
+// checked on every read, whatever DynamoDB's TTL sweep has done
 // (docs/identity.md, Sessions).
 package sessions
 
@@ -11,8 +12,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,17 +29,22 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
 
-// UserIndex is the sessions table's GSI on userId (keys only).
+// UserIndex is the sessions table's GSI on userId.
 const UserIndex = "userId-index"
+
+// IndexAttributes are the attributes UserIndex projects besides the keys
+// (template.yaml): what a listing shows and filters on, and what the end of
+// all sessions needs to take them off the count, so each is one Query.
+var IndexAttributes = []string{"handle", "sessionVersion", "createdAt", "lastActivity", "idleExpiresAt", "expiresAt", attrCounted}
 
 // API is the part of the DynamoDB client this package uses.
 type API interface {
 	store.BatchGetAPI
-	store.BatchWriteAPI
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	dynamodb.QueryAPIClient
 	dynamodb.ScanAPIClient
 }
@@ -53,6 +61,9 @@ type Session struct {
 	IdleExpiresAt  int64  `dynamodbav:"idleExpiresAt"`
 	ExpiresAt      int64  `dynamodbav:"expiresAt"` // absolute
 	TTL            int64  `dynamodbav:"ttl"`       // epoch seconds, the earlier expiry
+	// CountedExpiry is the effective expiry the session counters hold the
+	// session under (counts.go); 0 (absent) when it is not counted.
+	CountedExpiry int64 `dynamodbav:"countedExpiry,omitempty"`
 }
 
 // Config holds the session lifetimes.
@@ -108,7 +119,11 @@ type Manager struct {
 	cfg        Config
 	cursors    store.Cursors
 	logger     *slog.Logger
-	dead       *deadSet // tokens whose session is dead for good (never a valid one)
+	dead       *deadSet            // tokens whose session is dead for good (never a valid one)
+	known      *tokenCache[string] // tokens validated on this instance → their user id
+
+	noteMu  sync.Mutex
+	notedAt int64 // when this instance last noted its configuration for Count (ms)
 }
 
 // New returns a Manager over the given tables; roles is the instance's role cache.
@@ -125,9 +140,24 @@ func New(db API, t Tables, cfg Config, roles *users.Roles, clk clock.Clock, logg
 	return &Manager{
 		db: db, table: t.Sessions, usersTable: t.Users,
 		roles: roles, clock: clk, cfg: cfg, logger: logger,
-		dead: newDeadSet(DeadCacheSize, DeadCacheTTL),
+		dead:  newDeadSet(DeadCacheSize, DeadCacheTTL),
+		known: newTokenCache[string](KnownCacheSize, 0),
 	}
 }
+
+// KnownUser returns the user id of a token this instance has validated
+// before. A token maps to one user for good (its digits name it, and its hash
+// keys one item), so the request layer may key the user's rate limit on it
+// and run that write alongside the session read, which still decides whether
+// the session is valid now. Unknown tokens (never validated here, or found
+// invalid since) report false.
+func (m *Manager) KnownUser(token string) (string, bool) {
+	return m.known.get(sha256.Sum256([]byte(token)), m.clock.Now().UnixMilli())
+}
+
+// UseCursorKeys gives the listings the sealer of their cursors (the
+// deployment's keyring); without one, a listing with more pages fails.
+func (m *Manager) UseCursorKeys(k store.Sealer) { m.cursors = store.Cursors{Sealer: k} }
 
 // Config returns the lifetimes in force.
 func (m *Manager) Config() Config { return m.cfg }
@@ -155,6 +185,7 @@ func (m *Manager) Create(ctx context.Context, u *users.User) (string, *Session, 
 	s.IdleExpiresAt = min(s.IdleExpiresAt, s.ExpiresAt)
 	s.Handle = HandleOf(s.Hash)
 	s.TTL = ceilSeconds(min(s.IdleExpiresAt, s.ExpiresAt))
+	s.CountedExpiry = s.EffectiveExpiry(m.cfg)
 	item, err := attributevalue.MarshalMap(s)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode session: %w", err)
@@ -163,11 +194,16 @@ func (m *Manager) Create(ctx context.Context, u *users.User) (string, *Session, 
 	if err != nil {
 		return "", nil, fmt.Errorf("build session put: %w", err)
 	}
-	_, err = m.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(m.table),
-		Item:                     item,
-		ConditionExpression:      expr.Condition(),
-		ExpressionAttributeNames: expr.Names(),
+	counts := newCountWrites(now)
+	counts.add(s.CountedExpiry, 1)
+	err = m.withCounts(ctx, counts, func() error {
+		_, err := m.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                aws.String(m.table),
+			Item:                     item,
+			ConditionExpression:      expr.Condition(),
+			ExpressionAttributeNames: expr.Names(),
+		})
+		return err
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("put session: %w", err)
@@ -203,20 +239,28 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, *users.
 	}
 	switch v {
 	case valid:
+		m.known.put(key, userID, now)
 	case ended:
-		m.dead.add(key, now)
+		m.forget(key, now)
 		m.expireEnded(ctx, s, now)
 		return nil, nil, nil
 	case dead:
-		m.dead.add(key, now)
+		m.forget(key, now)
 		return nil, nil, nil
 	default:
+		m.known.remove(key)
 		return nil, nil, nil
 	}
 	if now-s.LastActivity >= m.cfg.TouchInterval.Milliseconds() && now > s.LastActivity {
 		m.touch(ctx, s, now)
 	}
 	return s, u, nil
+}
+
+// forget records a token as dead for good.
+func (m *Manager) forget(key tokenKey, now int64) {
+	m.known.remove(key)
+	m.dead.add(key, now)
 }
 
 // verdict is check's decision on a session.
@@ -300,14 +344,21 @@ func sameSessionLive(s *Session, now int64) expression.ConditionBuilder {
 }
 
 // expireEnded marks a session ended by a session-version bump as expired in
-// its item (idle expiry and ttl set to now), for an item the end-all cleanup
-// missed, so it leaves Count at once and TTL sweeps it. An UpdateItem, which
-// every function may already do on the sessions table (the touch), not a
-// delete. Best effort: the session is rejected whatever happens.
+// its item (idle expiry and ttl set to now, no longer counted), for an item
+// the end-all cleanup missed, so it leaves Count at once and TTL sweeps it.
+// An UpdateItem, which every function may already do on the sessions table
+// (the touch), not a delete. Best effort: the session is rejected whatever
+// happens.
 func (m *Manager) expireEnded(ctx context.Context, s *Session, now int64) {
 	upd := expression.Set(expression.Name("idleExpiresAt"), expression.Value(now)).
-		Set(expression.Name("ttl"), expression.Value(ceilSeconds(now)))
-	if err := m.update(ctx, s.Hash, upd, sameSessionLive(s, now)); err != nil && !store.IsConditionFailed(err) {
+		Set(expression.Name("ttl"), expression.Value(ceilSeconds(now))).
+		Remove(expression.Name(attrCounted))
+	counts := newCountWrites(now)
+	counts.add(s.CountedExpiry, -1)
+	err := m.withCounts(ctx, counts, func() error {
+		return m.update(ctx, s.Hash, upd, sameSessionLive(s, now).And(countedIs(s.CountedExpiry)))
+	})
+	if err != nil && !store.IsConditionFailed(err) {
 		m.logger.WarnContext(ctx, "expiring an ended session failed", "handle", s.Handle, "err", err)
 	}
 }
@@ -329,26 +380,37 @@ func (m *Manager) read(ctx context.Context, hash, userID string) (sess, user map
 	return sess, user, nil
 }
 
-// touch slides the idle expiry. The condition keeps it from bringing back a
-// session that expired, was deleted or was revoked meanwhile, and
-// (lastActivity = what was read) makes concurrent instances write once per
-// interval; a failed touch does not fail the request that was valid when read.
+// touch slides the idle expiry and moves the session's count to the new
+// expiry's buckets (counts.go), both in the same round trip. The condition
+// keeps it from bringing back a session that expired, was deleted or was
+// revoked meanwhile, and (lastActivity and countedExpiry = what was read)
+// makes concurrent instances write once per interval and move the count
+// once; a touch whose condition fails takes its counter move back. A failed
+// touch does not fail the request that was valid when read.
 func (m *Manager) touch(ctx context.Context, s *Session, now int64) {
 	idle := min(now+m.cfg.IdleTTL.Milliseconds(), s.ExpiresAt)
 	ttl := ceilSeconds(min(idle, s.ExpiresAt))
+	next := *s
+	next.LastActivity, next.IdleExpiresAt = now, idle
+	counted := next.EffectiveExpiry(m.cfg)
 	upd := expression.Set(expression.Name("lastActivity"), expression.Value(now)).
 		Set(expression.Name("idleExpiresAt"), expression.Value(idle)).
-		Set(expression.Name("ttl"), expression.Value(ttl))
+		Set(expression.Name("ttl"), expression.Value(ttl)).
+		Set(expression.Name(attrCounted), expression.Value(counted))
 	cond := sameSessionLive(s, now).
 		And(expression.Name("expiresAt").GreaterThan(expression.Value(now))).
-		And(expression.Name("lastActivity").Equal(expression.Value(s.LastActivity)))
-	if err := m.update(ctx, s.Hash, upd, cond); err != nil {
+		And(expression.Name("lastActivity").Equal(expression.Value(s.LastActivity))).
+		And(countedIs(s.CountedExpiry))
+	counts := newCountWrites(now)
+	counts.move(s.CountedExpiry, counted)
+	err := m.withCounts(ctx, counts, func() error { return m.update(ctx, s.Hash, upd, cond) })
+	if err != nil {
 		if !store.IsConditionFailed(err) {
 			m.logger.WarnContext(ctx, "session touch failed", "handle", s.Handle, "err", err)
 		}
 		return
 	}
-	s.LastActivity, s.IdleExpiresAt, s.TTL = now, idle, ttl
+	s.LastActivity, s.IdleExpiresAt, s.TTL, s.CountedExpiry = now, idle, ttl, counted
 }
 
 // Resolve is the caller's principal for token, with the permissions of the
@@ -370,10 +432,12 @@ func (m *Manager) Resolve(ctx context.Context, token string) (*Principal, error)
 // one unexpired, of an active user and of their current session version.
 // A session that had already ended (expired, or ended by a version bump)
 // is deleted all the same and reported false, like an unknown one. It costs
-// one DeleteItem, plus one strongly consistent GetItem of the user when the
-// deleted session had not expired.
+// one DeleteItem, then the counter write taking the deleted item off the
+// count and, when the deleted session had not expired, one strongly
+// consistent GetItem of the user, at the same time.
 func (m *Manager) Revoke(ctx context.Context, hash, userID string) (bool, error) {
-	old, err := m.deleteOwned(ctx, hash, userID)
+	old, settled, err := m.deleteOwned(ctx, hash, userID, nil)
+	defer settled()
 	if err != nil || old == nil || !old.Live(m.clock.Now().UnixMilli(), m.cfg) {
 		return false, err
 	}
@@ -392,10 +456,12 @@ func (m *Manager) Revoke(ctx context.Context, hash, userID string) (bool, error)
 
 // RevokeValidated ends s, a session that Validate accepted during the
 // current request (the caller's own): the user's version was checked then,
-// so it costs only the conditional DeleteItem. It reports whether the
-// deleted item was still that live session.
+// so it costs only the conditional DeleteItem and, at the same time, the
+// counter write for s as read. It reports whether the deleted item was
+// still that live session.
 func (m *Manager) RevokeValidated(ctx context.Context, s *Session) (bool, error) {
-	old, err := m.deleteOwned(ctx, s.Hash, s.UserID)
+	old, settled, err := m.deleteOwned(ctx, s.Hash, s.UserID, s)
+	settled()
 	if err != nil || old == nil {
 		return false, err
 	}
@@ -403,14 +469,34 @@ func (m *Manager) RevokeValidated(ctx context.Context, s *Session) (bool, error)
 }
 
 // deleteOwned deletes the session item with the given hash if it belongs to
-// userID and returns it; nil when there was none. The deleted token goes
-// into the negative cache: it can never be valid again.
-func (m *Manager) deleteOwned(ctx context.Context, hash, userID string) (*Session, error) {
+// userID, takes it off the count and returns it; nil when there was none.
+// With guess (the item as read in this request) the counter write goes out
+// with the delete and is corrected afterwards if the deleted item differed;
+// without, it follows the delete, running until the caller calls settled
+// (so other work can share its round trip). The deleted token goes into the
+// negative cache: it can never be valid again.
+func (m *Manager) deleteOwned(ctx context.Context, hash, userID string, guess *Session) (deleted *Session, settled func(), err error) {
+	settled = func() {}
 	cond := expression.AttributeExists(expression.Name("pk")).And(expression.Name("userId").Equal(expression.Value(userID)))
 	expr, err := expression.NewBuilder().WithCondition(cond).Build()
 	if err != nil {
-		return nil, fmt.Errorf("build session delete: %w", err)
+		return nil, settled, fmt.Errorf("build session delete: %w", err)
 	}
+	now := m.clock.Now().UnixMilli()
+	bg := context.WithoutCancel(ctx)
+	guessed := newCountWrites(now)
+	if guess != nil {
+		guessed.add(guess.CountedExpiry, -1)
+	}
+	var done map[string]bool
+	var cerr error
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		if !guessed.empty() {
+			done, cerr = m.applyCounts(bg, guessed)
+		}
+	}()
 	out, err := m.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(m.table),
 		Key:                       hashKey(hash),
@@ -419,20 +505,37 @@ func (m *Manager) deleteOwned(ctx context.Context, hash, userID string) (*Sessio
 		ExpressionAttributeValues: expr.Values(),
 		ReturnValues:              types.ReturnValueAllOld,
 	})
-	if store.IsConditionFailed(err) {
-		return nil, nil
+	<-finished
+	want := newCountWrites(now)
+	var old *Session
+	var uncertain error
+	switch {
+	case store.IsConditionFailed(err):
+		err = nil
+	case err != nil:
+		uncertain = err // the item may have been deleted all the same
+		err = fmt.Errorf("delete session: %w", err)
+	default:
+		old = new(Session)
+		if derr := attributevalue.UnmarshalMap(out.Attributes, old); derr != nil {
+			old, uncertain, err = nil, derr, fmt.Errorf("decode session: %w", derr)
+		} else {
+			want.add(old.CountedExpiry, -1)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("delete session: %w", err)
+	settling := make(chan struct{})
+	go func() {
+		defer close(settling)
+		m.settle(bg, guessed, done, cerr, want, uncertain)
+	}()
+	settled = func() { <-settling }
+	if err != nil || old == nil {
+		return nil, settled, err
 	}
 	if k, ok := keyOfHash(hash); ok {
-		m.dead.add(k, m.clock.Now().UnixMilli())
+		m.forget(k, now)
 	}
-	s := new(Session)
-	if err := attributevalue.UnmarshalMap(out.Attributes, s); err != nil {
-		return nil, fmt.Errorf("decode session: %w", err)
-	}
-	return s, nil
+	return old, settled, nil
 }
 
 // Logout ends the session of token; false when there was no valid session
@@ -464,19 +567,87 @@ func byUser(userID string) (expression.Expression, error) {
 	return expr, nil
 }
 
-// ListUser returns a page of the live sessions of userID: the GSI gives the
-// keys (a page may be short), one BatchGetItem gives the items and the user,
-// so sessions of an older session version are left out.
-func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor string) (Page, error) {
-	start, err := m.cursors.Decode(cursor,
-		store.KeyField{Name: "pk", Valid: validHash},
-		store.KeyField{Name: "userId", Valid: func(v string) bool { return v == userID }})
+// ListOwn returns a page of the caller's own live sessions: one Query of
+// the index, which projects what a listing needs, kept to the user's current
+// session version, which validating p has just read. The index is
+// eventually consistent: a session ended a moment ago may still be listed,
+// one started a moment ago may be missing (docs/identity.md).
+func (m *Manager) ListOwn(ctx context.Context, p *Principal, limit int, cursor string) (Page, error) {
+	start, err := m.listCursor(ctx, p.UserID, cursor)
 	if err != nil {
 		return Page{}, err
 	}
-	expr, err := byUser(userID)
+	list, next, err := m.queryPage(ctx, p.UserID, limit, start)
 	if err != nil {
 		return Page{}, err
+	}
+	now := m.clock.Now().UnixMilli()
+	page := Page{Cursor: next}
+	for _, s := range list {
+		if s.SessionVersion == p.Session.SessionVersion && s.Live(now, m.cfg) {
+			page.Sessions = append(page.Sessions, s)
+		}
+	}
+	return page, nil
+}
+
+// ListUser returns a page of the live sessions of userID (another user's,
+// for staff): the Query of the index and a strongly consistent GetItem of
+// the user at the same time, keeping the sessions of the user's current
+// version. As eventually consistent as ListOwn.
+func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor string) (Page, error) {
+	start, err := m.listCursor(ctx, userID, cursor)
+	if err != nil {
+		return Page{}, err
+	}
+	var u *users.User
+	var uerr error
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		out, err := m.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: aws.String(m.usersTable), Key: users.Key(userID), ConsistentRead: aws.Bool(true),
+		})
+		if err != nil {
+			uerr = fmt.Errorf("read session user: %w", err)
+			return
+		}
+		u, uerr = users.DecodeUser(out.Item)
+	}()
+	list, next, err := m.queryPage(ctx, userID, limit, start)
+	<-read
+	if err != nil {
+		return Page{}, err
+	}
+	if uerr != nil {
+		return Page{}, uerr
+	}
+	page := Page{Users: map[string]*users.User{}, Cursor: next}
+	if u != nil {
+		page.Users[u.ID] = u
+	}
+	now := m.clock.Now().UnixMilli()
+	for _, s := range list {
+		if m.current(s, u, now) {
+			page.Sessions = append(page.Sessions, s)
+		}
+	}
+	return page, nil
+}
+
+// listCursor decodes the cursor of a listing of userID's sessions.
+func (m *Manager) listCursor(ctx context.Context, userID, cursor string) (map[string]types.AttributeValue, error) {
+	return m.cursors.Decode(ctx, cursor,
+		store.KeyField{Name: "pk", Valid: validHash},
+		store.KeyField{Name: "userId", Valid: func(v string) bool { return v == userID }})
+}
+
+// queryPage reads one page of userID's entries in the index from start (a
+// page may be short once filtered) and the cursor of the next.
+func (m *Manager) queryPage(ctx context.Context, userID string, limit int, start map[string]types.AttributeValue) ([]*Session, string, error) {
+	expr, err := byUser(userID)
+	if err != nil {
+		return nil, "", err
 	}
 	out, err := m.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(m.table),
@@ -488,25 +659,39 @@ func (m *Manager) ListUser(ctx context.Context, userID string, limit int, cursor
 		ExclusiveStartKey:         start,
 	})
 	if err != nil {
-		return Page{}, fmt.Errorf("list sessions: %w", err)
+		return nil, "", fmt.Errorf("list sessions: %w", err)
 	}
-	hashes := make([]string, 0, len(out.Items))
-	for _, it := range out.Items {
-		if h := store.String(it["pk"]); h != "" {
-			hashes = append(hashes, h)
-		}
-	}
-	page, err := m.load(ctx, hashes, []string{userID})
+	list, err := decodeSessions(out.Items)
 	if err != nil {
-		return Page{}, err
+		return nil, "", err
 	}
-	page.Cursor = m.cursors.Encode(out.LastEvaluatedKey)
-	return page, nil
+	next, err := m.cursors.Encode(ctx, out.LastEvaluatedKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return list, next, nil
+}
+
+// decodeSessions decodes session items (or index entries), skipping anything
+// that is not one (the counter items a scan meets).
+func decodeSessions(items []map[string]types.AttributeValue) ([]*Session, error) {
+	list := make([]*Session, 0, len(items))
+	for _, it := range items {
+		if !validHash(store.String(it["pk"])) {
+			continue
+		}
+		s := new(Session)
+		if err := attributevalue.UnmarshalMap(it, s); err != nil {
+			return nil, fmt.Errorf("decode session: %w", err)
+		}
+		list = append(list, s)
+	}
+	return list, nil
 }
 
 // ListAll returns a page of every user's live sessions (a scan; a page may be short).
 func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, error) {
-	start, err := m.cursors.Decode(cursor, store.KeyField{Name: "pk", Valid: validHash})
+	start, err := m.cursors.Decode(ctx, cursor, store.KeyField{Name: "pk", Valid: func(v string) bool { return validHash(v) || isCountKey(v) }})
 	if err != nil {
 		return Page{}, err
 	}
@@ -519,14 +704,12 @@ func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, 
 	if err != nil {
 		return Page{}, fmt.Errorf("list all sessions: %w", err)
 	}
-	var list []*Session
+	list, err := decodeSessions(out.Items)
+	if err != nil {
+		return Page{}, err
+	}
 	ids := map[string]bool{}
-	for _, it := range out.Items {
-		var s Session
-		if err := attributevalue.UnmarshalMap(it, &s); err != nil {
-			return Page{}, fmt.Errorf("decode session: %w", err)
-		}
-		list = append(list, &s)
+	for _, s := range list {
 		ids[s.UserID] = true
 	}
 	userIDs := make([]string, 0, len(ids))
@@ -537,7 +720,11 @@ func (m *Manager) ListAll(ctx context.Context, limit int, cursor string) (Page, 
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Users: us, Cursor: m.cursors.Encode(out.LastEvaluatedKey)}
+	next, err := m.cursors.Encode(ctx, out.LastEvaluatedKey)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Users: us, Cursor: next}
 	now := m.clock.Now().UnixMilli()
 	for _, s := range list {
 		if m.current(s, us[s.UserID], now) {
@@ -551,55 +738,33 @@ func (m *Manager) current(s *Session, u *users.User, now int64) bool {
 	return u != nil && u.Active && u.SessionVersion == s.SessionVersion && s.Live(now, m.cfg)
 }
 
-// load reads the sessions with the given hashes and the given users, with
-// strong consistency, keeping the live ones.
-func (m *Manager) load(ctx context.Context, hashes, userIDs []string) (Page, error) {
-	keys := map[string][]map[string]types.AttributeValue{}
-	for _, h := range hashes {
-		keys[m.table] = append(keys[m.table], hashKey(h))
-	}
-	for _, id := range userIDs {
-		keys[m.usersTable] = append(keys[m.usersTable], users.Key(id))
-	}
-	items, err := store.BatchGet(ctx, m.db, keys)
-	if err != nil {
-		return Page{}, err
-	}
-	page := Page{Users: map[string]*users.User{}}
-	for _, it := range items[m.usersTable] {
-		u, err := users.DecodeUser(it)
-		if err != nil {
-			return Page{}, err
-		}
-		page.Users[u.ID] = u
-	}
-	byHash := map[string]*Session{}
-	for _, it := range items[m.table] {
-		var s Session
-		if err := attributevalue.UnmarshalMap(it, &s); err != nil {
-			return Page{}, fmt.Errorf("decode session: %w", err)
-		}
-		byHash[s.Hash] = &s
-	}
-	now := m.clock.Now().UnixMilli()
-	for _, h := range hashes { // keep the index order
-		if s := byHash[h]; s != nil && m.current(s, page.Users[s.UserID], now) {
-			page.Sessions = append(page.Sessions, s)
-		}
-	}
-	return page, nil
-}
-
+// loadUsers reads the given users with strong consistency.
 func (m *Manager) loadUsers(ctx context.Context, ids []string) (map[string]*users.User, error) {
-	p, err := m.load(ctx, nil, ids)
+	out := map[string]*users.User{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]map[string]types.AttributeValue, 0, len(ids))
+	for _, id := range ids {
+		keys = append(keys, users.Key(id))
+	}
+	items, err := store.BatchGet(ctx, m.db, store.Keys{m.usersTable: keys})
 	if err != nil {
 		return nil, err
 	}
-	return p.Users, nil
+	for _, it := range items[m.usersTable] {
+		u, err := users.DecodeUser(it)
+		if err != nil {
+			return nil, err
+		}
+		out[u.ID] = u
+	}
+	return out, nil
 }
 
-// hashesOf returns the keys of every session of userID from the GSI.
-func (m *Manager) hashesOf(ctx context.Context, userID string) ([]string, error) {
+// entriesOf returns every index entry of userID (its sessions as the index
+// projects them).
+func (m *Manager) entriesOf(ctx context.Context, userID string) ([]*Session, error) {
 	expr, err := byUser(userID)
 	if err != nil {
 		return nil, err
@@ -611,19 +776,19 @@ func (m *Manager) hashesOf(ctx context.Context, userID string) ([]string, error)
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 	})
-	var hashes []string
+	var list []*Session
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list sessions: %w", err)
 		}
-		for _, it := range out.Items {
-			if h := store.String(it["pk"]); h != "" {
-				hashes = append(hashes, h)
-			}
+		page, err := decodeSessions(out.Items)
+		if err != nil {
+			return nil, err
 		}
+		list = append(list, page...)
 	}
-	return hashes, nil
+	return list, nil
 }
 
 // Find returns the hash and owner of the session with the given public
@@ -635,13 +800,13 @@ func (m *Manager) Find(ctx context.Context, handle, owner string) (hash, userID 
 		return "", "", nil
 	}
 	if owner != "" {
-		hashes, err := m.hashesOf(ctx, owner)
+		list, err := m.entriesOf(ctx, owner)
 		if err != nil {
 			return "", "", err
 		}
-		for _, h := range hashes {
-			if HandleOf(h) == handle {
-				return h, owner, nil
+		for _, s := range list {
+			if HandleOf(s.Hash) == handle {
+				return s.Hash, owner, nil
 			}
 		}
 		return "", "", nil
@@ -667,7 +832,7 @@ func (m *Manager) Find(ctx context.Context, handle, owner string) (hash, userID 
 		}
 		for _, it := range out.Items {
 			h, u := store.String(it["pk"]), store.String(it["userId"])
-			if h != "" && u != "" && HandleOf(h) == handle {
+			if validHash(h) && u != "" && HandleOf(h) == handle {
 				return h, u, nil
 			}
 		}
@@ -675,66 +840,139 @@ func (m *Manager) Find(ctx context.Context, handle, owner string) (hash, userID 
 	return "", "", nil
 }
 
-// DeleteAll deletes every session item of userID and returns how many were
-// found. Callers end the sessions exactly by moving the user's session
-// version on first; this removes the items, whose GSI entries may lag.
+// Bounds of DeleteAll: items per TransactWriteItems, transactions in flight,
+// and retries of a cancelled transaction (as the store's batch retries).
+const (
+	deleteChunk    = 25
+	deleteParallel = 8
+	deleteRetries  = 4
+)
+
+// DeleteAll deletes every session item of userID, takes them off the count
+// and returns how many it deleted. Callers end the sessions exactly by
+// moving the user's session version on first; this removes the items, whose
+// GSI entries may lag. The index projects each item's countedExpiry, so the
+// deletes go out at once in transactions of 25 (8 in flight), each delete
+// conditional on the countedExpiry the index showed: a BatchWriteItem could
+// neither check it nor say what it deleted, so a delete racing a touch or a
+// logout would take the wrong bucket or the same session twice off the
+// count. An item whose condition failed (touched since, or already gone) is
+// deleted on its own, returning what it held. The counter writes follow.
+// Critical path: the Query, one transaction, the counter writes.
 func (m *Manager) DeleteAll(ctx context.Context, userID string) (int, error) {
-	hashes, err := m.hashesOf(ctx, userID)
+	entries, err := m.entriesOf(ctx, userID)
 	if err != nil {
 		return 0, err
 	}
-	reqs := make([]types.WriteRequest, 0, len(hashes))
-	for _, h := range hashes {
-		reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: hashKey(h)}})
+	var mu sync.Mutex
+	var deleted []*Session // by the transactions
+	alone := 0             // deleted on their own, already off the count
+	var calls []func(context.Context) error
+	for start := 0; start < len(entries); start += deleteChunk {
+		chunk := entries[start:min(start+deleteChunk, len(entries))]
+		calls = append(calls, func(ctx context.Context) error {
+			gone, n, err := m.deleteEntries(ctx, userID, chunk)
+			mu.Lock()
+			deleted = append(deleted, gone...)
+			alone += n
+			mu.Unlock()
+			return err
+		})
 	}
-	if err := store.BatchWrite(ctx, m.db, m.table, reqs); err != nil {
-		return 0, fmt.Errorf("delete sessions: %w", err)
-	}
-	return len(hashes), nil
-}
-
-// maxCountPages bounds the scan behind Count; past it the count is approximate.
-const maxCountPages = 20
-
-// Count returns the number of unexpired session items of all users, by the
-// same expiry rule as validation (both stored expiries, each bounded by the
-// configuration in force). It does not read users; docs/identity.md
-// (GET /api/sessions/count) says how long an ended session's item can still
-// be counted.
-// A Select COUNT scan; approximate when it stopped after maxCountPages pages,
-// the count then being that of the pages read.
-func (m *Manager) Count(ctx context.Context) (int, bool, error) {
+	err = parallel(ctx, deleteParallel, calls)
 	now := m.clock.Now().UnixMilli()
-	// now < min(idleExpiresAt, lastActivity+SESSION_TTL, expiresAt, createdAt+SESSION_MAX_LIFETIME)
-	filter := expression.Name("expiresAt").GreaterThan(expression.Value(now)).
-		And(expression.Name("idleExpiresAt").GreaterThan(expression.Value(now))).
-		And(expression.Name("lastActivity").GreaterThan(expression.Value(now - m.cfg.IdleTTL.Milliseconds()))).
-		And(expression.Name("createdAt").GreaterThan(expression.Value(now - m.cfg.MaxLifetime.Milliseconds())))
-	expr, err := expression.NewBuilder().WithFilter(filter).Build()
+	counts := newCountWrites(now)
+	for _, s := range deleted {
+		counts.add(s.CountedExpiry, -1)
+		if k, ok := keyOfHash(s.Hash); ok {
+			m.dead.add(k, now)
+		}
+	}
+	bg := context.WithoutCancel(ctx)
+	done, cerr := m.applyCounts(bg, counts)
+	m.settle(bg, counts, done, cerr, counts, nil)
 	if err != nil {
-		return 0, false, fmt.Errorf("build session count: %w", err)
+		// A transaction that failed outright may have committed: its items
+		// may be off the table but still counted.
+		m.markSkew(bg, m.maxCountedUntil(entries, now), err)
+		return len(deleted) + alone, fmt.Errorf("delete sessions: %w", err)
 	}
-	p := dynamodb.NewScanPaginator(m.db, &dynamodb.ScanInput{
-		TableName:                 aws.String(m.table),
-		Select:                    types.SelectCount,
-		FilterExpression:          expr.Filter(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
-	total := 0
-	for page := 0; p.HasMorePages(); page++ {
-		if page == maxCountPages {
-			return total, true, nil
-		}
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return 0, false, fmt.Errorf("count sessions: %w", err)
-		}
-		total += int(out.Count)
-	}
-	return total, false, nil
+	return len(deleted) + alone, nil
 }
 
+// maxCountedUntil is when the latest minute bucket of the entries ends.
+func (m *Manager) maxCountedUntil(entries []*Session, now int64) int64 {
+	w := newCountWrites(now)
+	for _, s := range entries {
+		w.add(s.CountedExpiry, 1)
+	}
+	return w.until
+}
+
+// deleteEntries deletes the items of one chunk of index entries in one
+// transaction, each conditional on its countedExpiry as the index showed it,
+// and returns the items it deleted so (their countedExpiry as the condition
+// checked it, for the caller to take off the count). A cancellation names
+// the items whose condition failed: each is deleted on its own, which
+// returns the old item and takes it off the count exactly (counted in
+// alone); the rest are retried, after the backoff of the store's batch
+// retries when DynamoDB reported a conflict or throttling.
+func (m *Manager) deleteEntries(ctx context.Context, userID string, entries []*Session) (deleted []*Session, alone int, err error) {
+	pending := entries
+	backoff := false
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt > deleteRetries {
+			return deleted, alone, store.ErrUnavailable
+		}
+		if backoff {
+			if err := store.Sleep(ctx, time.Duration(attempt*attempt)*20*time.Millisecond); err != nil {
+				return deleted, alone, err
+			}
+		}
+		items := make([]types.TransactWriteItem, 0, len(pending))
+		for _, s := range pending {
+			cond := expression.AttributeExists(expression.Name("pk")).And(countedIs(s.CountedExpiry))
+			expr, err := expression.NewBuilder().WithCondition(cond).Build()
+			if err != nil {
+				return deleted, alone, fmt.Errorf("build session delete: %w", err)
+			}
+			items = append(items, types.TransactWriteItem{Delete: &types.Delete{
+				TableName:                 aws.String(m.table),
+				Key:                       hashKey(s.Hash),
+				ConditionExpression:       expr.Condition(),
+				ExpressionAttributeNames:  expr.Names(),
+				ExpressionAttributeValues: expr.Values(),
+			}})
+		}
+		_, err := m.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if err == nil {
+			return append(deleted, pending...), alone, nil
+		}
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) || len(tce.CancellationReasons) != len(pending) {
+			return deleted, alone, err
+		}
+		var retry []*Session
+		backoff = false
+		for i, r := range tce.CancellationReasons {
+			if code := aws.ToString(r.Code); code != "ConditionalCheckFailed" {
+				backoff = backoff || (code != "" && code != "None")
+				retry = append(retry, pending[i])
+				continue
+			}
+			old, settled, err := m.deleteOwned(ctx, pending[i].Hash, userID, nil)
+			settled()
+			if err != nil {
+				return deleted, alone, err
+			}
+			if old != nil {
+				alone++
+			}
+		}
+		pending = retry
+	}
+	return deleted, alone, nil
+}
 func validHash(s string) bool {
 	if len(s) != 64 {
 		return false

@@ -28,6 +28,8 @@ var base = apitest.Epoch.Add(12*time.Hour + 30*time.Second)
 var small = map[string]string{
 	"RATE_LIMIT_RPM": "20", "RATE_LIMIT_BURST": "5", "RATE_LIMIT_WINDOW": "60",
 	"RATE_LIMIT_API_RPM": "6", "RATE_LIMIT_API_BURST": "0",
+	// The load is read from the counters right after requests: each request writes its own.
+	"METRICS_FLUSH_INTERVAL": "0",
 }
 
 // identity holds session tokens of real users (shared/users and

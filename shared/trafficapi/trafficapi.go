@@ -72,7 +72,9 @@ func New(ctx context.Context, d *platform.Deps) (*httpapi.App, error) {
 	}
 	app := &httpapi.App{
 		Routes: []httpapi.Route{
-			{Method: http.MethodGet, Path: Path, Handler: h.get},
+			// The front door's load reading (a refresh every 2 s at most)
+			// goes alongside its limiter decision.
+			{Method: http.MethodGet, Path: Path, Handler: h.get, Prefetch: h.prefetchLoad},
 			{Method: http.MethodPost, Path: Path, Permission: users.PermTrafficControl, Handler: h.post},
 		},
 		EnvelopeFor: func(m string) httpapi.Envelope {
@@ -162,8 +164,8 @@ func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Respo
 	now := h.clock.Now()
 	systemLoad := map[string]any{
 		"currentLoad":         round(snap.CurrentLoad, 4),
-		"cpuLoad":             round(snap.CurrentLoad, 4), // the original's name for the same load fraction
-		"memoryUsage":         nil,                        // not measured here (see the system monitor)
+		"cpuLoad":             nil, // Lambda exposes no CPU figure; the load keeps its own names
+		"memoryUsage":         nil, // not measured here (see the system monitor)
 		"measuredLoad":        round(snap.MeasuredLoad, 4),
 		"overrideLoad":        round(snap.OverrideLoad, 4),
 		"requestsLastMinute":  snap.RequestsLastMinute,
@@ -200,8 +202,19 @@ func (h *handler) status(ctx context.Context, r *httpapi.Request) *httpapi.Respo
 	})
 }
 
+// prefetchLoad reads the load for the front door while the limiter decides.
+func (h *handler) prefetchLoad(ctx context.Context, r *httpapi.Request) any {
+	if status, err := ParseStatus(r.Query); err != nil || status {
+		return nil
+	}
+	return h.read(ctx, r)
+}
+
 func (h *handler) frontDoor(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
-	rd := h.read(ctx, r)
+	rd, ok := r.Prefetched().(reading)
+	if !ok {
+		rd = h.read(ctx, r)
+	}
 	// Shed only on a recent measurement; with none (or only one older than
 	// MaxFallbackAge) the request goes through, as the original did when its
 	// load check failed.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +44,14 @@ var (
 	ErrLastAdmin   = errors.New("last active master_admin")
 	ErrUnknownRole = errors.New("unknown role")
 	ErrConflict    = errors.New("user changed concurrently")
+	// ErrForbidden: only a master_admin may grant master_admin or change a master_admin.
+	ErrForbidden = errors.New("only a master_admin may grant master_admin or change a master_admin")
+	// ErrProtected: the configured master user is never deactivated or demoted.
+	ErrProtected = errors.New("the master user cannot be deactivated, demoted or deleted")
+	// ErrCurrentPasswordRequired: a user changing their own password must give the current one.
+	ErrCurrentPasswordRequired = errors.New("current password required")
+	// ErrWrongPassword: the current password given is not the user's.
+	ErrWrongPassword = errors.New("current password is wrong")
 )
 
 // User is a user item. ID is the lower-cased username: it is the key, it
@@ -111,7 +118,20 @@ func DecodeUser(item map[string]types.AttributeValue) (*User, error) {
 	return &u, nil
 }
 
-var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
+// usernameChars reports whether s is one or more of [a-zA-Z0-9_] (a loop,
+// not a regexp: package-level regexps are compiled on every cold start).
+func usernameChars(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateUsername returns the contract's messages for a bad username (none when valid).
 func ValidateUsername(s string) []string {
@@ -119,11 +139,11 @@ func ValidateUsername(s string) []string {
 	case n == 0:
 		return []string{"Username is required"}
 	case n < 3 || n > 50:
-		if !usernamePattern.MatchString(s) {
+		if !usernameChars(s) {
 			return []string{"Username must be between 3 and 50 characters", "Username can only contain letters, numbers and underscores"}
 		}
 		return []string{"Username must be between 3 and 50 characters"}
-	case !usernamePattern.MatchString(s):
+	case !usernameChars(s):
 		return []string{"Username can only contain letters, numbers and underscores"}
 	}
 	return nil
@@ -158,11 +178,22 @@ func ValidateName(s string) []string {
 	return nil
 }
 
-// Actor identifies who makes a change, for the audit line.
+// Actor identifies who makes a change: for the audit line, and for the
+// rules of who may change whom. A user acting through the API has Role set
+// from their session's principal (their current role, read server-side);
+// an Actor with no Role is code (the bootstrap, a tool, a test), which the
+// rules of callers do not apply to, and which identity never passes on for
+// a request.
 type Actor struct {
-	Username  string
+	Username  string // the acting user's id, or a name for code
+	Role      string // the acting user's current role; "" for code
 	RequestID string
+	ClientIP  string // the caller's address as the lockout counts it (never logged)
+	Session   string // the handle of the session the change comes through (for the lockout)
 }
+
+// user reports whether the actor is a user acting through the API.
+func (a Actor) user() bool { return a.Role != "" }
 
 // Store reads and changes users.
 type Store struct {
@@ -173,6 +204,7 @@ type Store struct {
 	params  passwords.Params
 	cursors store.Cursors
 	logger  *slog.Logger
+	master  string // the id of the configured master user (MASTER_USERNAME); "" when unknown
 }
 
 // New returns a user store over table. logger receives the audit lines.
@@ -193,6 +225,14 @@ func NewWithRoles(db API, table string, roles *Roles, clk clock.Clock, logger *s
 
 // Roles returns the store's role cache.
 func (s *Store) Roles() *Roles { return s.roles }
+
+// Protect names the configured master user (MASTER_USERNAME), whom no
+// change through this store deactivates or demotes.
+func (s *Store) Protect(username string) { s.master = ID(username) }
+
+// UseCursorKeys gives List the sealer of its cursors (the deployment's
+// keyring); without one, a listing with more pages fails.
+func (s *Store) UseCursorKeys(k store.Sealer) { s.cursors = store.Cursors{Sealer: k} }
 
 // Table returns the users table name.
 func (s *Store) Table() string { return s.table }
@@ -225,6 +265,9 @@ type NewUser struct {
 // Create adds a user (hashing the password); ErrExists when the username is
 // taken in any letter case, ErrUnknownRole when the role is absent.
 func (s *Store) Create(ctx context.Context, actor Actor, in NewUser) (*User, error) {
+	if actor.user() && in.Role == RoleMasterAdmin && actor.Role != RoleMasterAdmin {
+		return nil, ErrForbidden
+	}
 	role, err := s.roles.Fresh(ctx, in.Role)
 	if err != nil {
 		return nil, err
@@ -346,6 +389,9 @@ type Changes struct {
 	Name     *string
 	Active   *bool
 	Password *string
+	// CurrentPassword must accompany a user's change of their own password
+	// (checked against the stored hash, argon2id, constant time).
+	CurrentPassword *string
 	// EndSessions ends the user's sessions even when nothing else changes.
 	EndSessions bool
 }
@@ -403,6 +449,9 @@ func (s *Store) update(ctx context.Context, actor Actor, event, username string,
 			next.PasswordHash = newHash
 			fields = append(fields, "password")
 		}
+		if err := s.authorize(actor, old, &next, ch); err != nil {
+			return nil, false, err
+		}
 		endSessions := ch.EndSessions || ch.Password != nil || next.Role != old.Role || next.Active != old.Active
 		if len(fields) == 0 && !endSessions {
 			return old, false, nil
@@ -423,6 +472,33 @@ func (s *Store) update(ctx context.Context, actor Actor, event, username string,
 		return &next, endSessions, nil
 	}
 	return nil, false, ErrConflict
+}
+
+// authorize applies the rules of who may change whom to the change from old
+// to next, against the item the write is conditional on (so a concurrent
+// promotion cannot slip a change past them):
+//   - the configured master user is never deactivated or demoted;
+//   - only a master_admin grants master_admin or changes a master_admin
+//     (ending someone's sessions alone is not a change of them);
+//   - a user changing their own password gives the current one.
+func (s *Store) authorize(actor Actor, old, next *User, ch Changes) error {
+	changes := next.Role != old.Role || next.Name != old.Name || next.Active != old.Active || ch.Password != nil
+	if actor.user() && changes && actor.Role != RoleMasterAdmin && (old.Role == RoleMasterAdmin || next.Role == RoleMasterAdmin) {
+		return ErrForbidden
+	}
+	if s.master != "" && old.ID == s.master && ((old.Active && !next.Active) || (old.Role == RoleMasterAdmin && next.Role != RoleMasterAdmin)) {
+		return ErrProtected
+	}
+	if actor.user() && ch.Password != nil && ID(actor.Username) == old.ID {
+		if ch.CurrentPassword == nil || *ch.CurrentPassword == "" {
+			return ErrCurrentPasswordRequired
+		}
+		ok, err := passwords.Verify(*ch.CurrentPassword, old.PasswordHash)
+		if err != nil || !ok {
+			return ErrWrongPassword
+		}
+	}
+	return nil
 }
 
 // write stores next over old if old is still current (its rev unchanged),
@@ -533,14 +609,18 @@ func (s *Store) Rehash(ctx context.Context, u *User, password string) error {
 	return nil
 }
 
-// usersKeyPattern matches every key shape of the users table (a scan page
-// may end on a role or meta item as well as on a user).
-var usersKeyPattern = regexp.MustCompile(`^(user|role|meta)#[a-zA-Z0-9_]{1,64}$`)
+// usersTableKey matches every key shape of the users table (a scan page may
+// end on a role or meta item as well as on a user): (user|role|meta)#
+// followed by 1 to 64 of [a-zA-Z0-9_].
+func usersTableKey(k string) bool {
+	kind, name, ok := strings.Cut(k, "#")
+	return ok && (kind == "user" || kind == "role" || kind == "meta") && len(name) <= 64 && usernameChars(name)
+}
 
 // List returns a page of users (a page may be short) and the cursor of the
 // next page ("" at the end); store.ErrBadCursor for a cursor not issued here.
 func (s *Store) List(ctx context.Context, limit int, cursor string) ([]*User, string, error) {
-	start, err := s.cursors.Decode(cursor, store.KeyField{Name: "pk", Valid: usersKeyPattern.MatchString})
+	start, err := s.cursors.Decode(ctx, cursor, store.KeyField{Name: "pk", Valid: usersTableKey})
 	if err != nil {
 		return nil, "", err
 	}
@@ -568,7 +648,11 @@ func (s *Store) List(ctx context.Context, limit int, cursor string) ([]*User, st
 		}
 		list = append(list, u)
 	}
-	return list, s.cursors.Encode(out.LastEvaluatedKey), nil
+	next, err := s.cursors.Encode(ctx, out.LastEvaluatedKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return list, next, nil
 }
 
 func (s *Store) audit(ctx context.Context, actor Actor, event, target string, attrs ...any) {

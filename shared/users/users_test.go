@@ -16,11 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
+	"github.com/zenithfresh/zenith-serverless/shared/keyring"
 	"github.com/zenithfresh/zenith-serverless/shared/passwords"
 	"github.com/zenithfresh/zenith-serverless/shared/secrets"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
@@ -33,7 +32,9 @@ func newStore(t *testing.T, opts ...func(*dynamodb.Options)) (*users.Store, *dyn
 	t.Helper()
 	env := dynamotest.New(t, "auth", nil, opts...)
 	fake := clock.NewFake(epoch)
-	return users.New(env.Client, env.Tables.Users, fake, slog.New(slog.NewTextHandler(io.Discard, nil))), env, fake
+	s := users.New(env.Client, env.Tables.Users, fake, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.UseCursorKeys(keyring.New(env.NewClient(t), env.Tables.Users, fake, nil))
+	return s, env, fake
 }
 
 var admin = users.Actor{Username: "tester"}
@@ -240,10 +241,80 @@ func TestListCursor(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("listed %v", seen)
 	}
-	for _, bad := range []string{"x", "eyJ9", "eyJwayI6IngifQ", strings.Repeat("A", 2000)} {
+	// A cursor in the old clear form, junk, and a sealed cursor of another
+	// deployment's key are all refused.
+	_, first, err := s.List(ctx, 2, "")
+	if err != nil || first == "" {
+		t.Fatalf("first page: %q %v", first, err)
+	}
+	other, _, _ := newStore(t)
+	if err := other.Roles().Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"x", "eyJ9", "eyJwayI6IngifQ", "eyJwayI6InVzZXIjdXNlcl9hIn0", strings.Repeat("A", 2000)} {
 		if _, _, err := s.List(ctx, 2, bad); !errors.Is(err, store.ErrBadCursor) {
 			t.Fatalf("cursor %q: %v", bad, err)
 		}
+	}
+	if _, _, err := other.List(ctx, 2, first); !errors.Is(err, store.ErrBadCursor) {
+		t.Fatalf("another deployment's cursor: %v", err)
+	}
+}
+
+// TestGrantRules (finding 5): the rules of who may change whom, checked
+// against the stored user the write is conditional on.
+func TestGrantRules(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	if err := s.Roles().Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Protect("Root_User")
+	pw := "password-123"
+	for _, u := range []users.NewUser{
+		{Username: "root_user", Password: pw, Role: users.RoleMasterAdmin},
+		{Username: "other_admin", Password: pw, Role: users.RoleMasterAdmin},
+		{Username: "staff_a", Password: pw, Role: users.RoleStaffTester},
+	} {
+		if _, err := s.Create(ctx, admin, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	masterActor := users.Actor{Username: "other_admin", Role: users.RoleMasterAdmin}
+	staffActor := users.Actor{Username: "staff_a", Role: "user_admin"}
+	str := func(v string) *string { return &v }
+	no := false
+	cases := []struct {
+		name   string
+		actor  users.Actor
+		target string
+		ch     users.Changes
+		want   error
+	}{
+		{"non-admin grants master_admin", staffActor, "staff_a", users.Changes{Role: str(users.RoleMasterAdmin)}, users.ErrForbidden},
+		{"non-admin renames a master_admin", staffActor, "other_admin", users.Changes{Name: str("X")}, users.ErrForbidden},
+		{"non-admin deactivates a master_admin", staffActor, "other_admin", users.Changes{Active: &no}, users.ErrForbidden},
+		{"admin demotes the master user", masterActor, "root_user", users.Changes{Role: str(users.RoleStaffTester)}, users.ErrProtected},
+		{"admin deactivates the master user", masterActor, "ROOT_USER", users.Changes{Active: &no}, users.ErrProtected},
+		{"own password without the current one", masterActor, "other_admin", users.Changes{Password: str("new-password-1")}, users.ErrCurrentPasswordRequired},
+		{"own password with a wrong current one", masterActor, "other_admin", users.Changes{Password: str("new-password-1"), CurrentPassword: str("wrong-password")}, users.ErrWrongPassword},
+		{"own password with the current one", masterActor, "other_admin", users.Changes{Password: str("new-password-1"), CurrentPassword: str(pw)}, nil},
+		{"admin renames the master user", masterActor, "root_user", users.Changes{Name: str("Root")}, nil},
+		{"non-admin renames staff", staffActor, "staff_a", users.Changes{Name: str("Staff")}, nil},
+		{"code (no role) is not a caller", users.Actor{Username: "tool"}, "other_admin", users.Changes{Name: str("Y")}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := s.Update(ctx, tc.actor, tc.target, tc.ch); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := s.Create(ctx, staffActor, users.NewUser{Username: "made_admin", Password: pw, Role: users.RoleMasterAdmin}); !errors.Is(err, users.ErrForbidden) {
+		t.Fatalf("non-admin creates a master_admin: %v", err)
+	}
+	if _, err := s.Deactivate(ctx, masterActor, "root_user"); !errors.Is(err, users.ErrProtected) {
+		t.Fatalf("deactivate the master user: %v", err)
 	}
 }
 
@@ -279,8 +350,8 @@ func TestValidators(t *testing.T) {
 	}
 }
 
-// fakeAWS answers Secrets Manager and SSM JSON-protocol calls from a map,
-// so the real SDK clients are exercised end to end.
+// fakeAWS answers Secrets Manager and SSM JSON-protocol calls from a map
+// (shared/secrets checks the signatures; here the bootstrap's use of them).
 func fakeAWS(t *testing.T, secrets map[string]string, params map[string][2]string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -338,10 +409,8 @@ func TestBootstrapFromSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := &secrets.AWS{
-		SecretsManager: secretsmanager.NewFromConfig(ac, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(srv.URL) }),
-		SSM:            ssm.NewFromConfig(ac, func(o *ssm.Options) { o.BaseEndpoint = aws.String(srv.URL) }),
-	}
+	reader := secrets.NewAWS(ac)
+	reader.Endpoint = srv.URL
 	tests := []struct {
 		user, ref, password, errPart string
 	}{

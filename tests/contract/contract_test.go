@@ -14,8 +14,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/authapi"
@@ -43,7 +49,72 @@ type stack struct {
 	clock *clock.Fake
 	apps  map[string]apitest.Handler
 	calls map[string]*store.CallCounter // each function's DynamoDB calls
+	keys  map[string]*keyRecorder       // the partition keys of each function's item calls
 	mon   *monitorapi.Handler
+}
+
+// keyRecorder notes the partition key each single-item call touches, by
+// (IAM action, table), for statements limited by dynamodb:LeadingKeys.
+type keyRecorder struct {
+	mu   sync.Mutex
+	keys map[store.Access]map[string]bool
+}
+
+func (k *keyRecorder) option() func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("keyRecorder", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				k.note(in.Parameters)
+				return next.HandleInitialize(ctx, in)
+			}), middleware.After)
+		})
+	}
+}
+
+func (k *keyRecorder) note(in any) {
+	add := func(action string, table *string, key map[string]types.AttributeValue) {
+		pk, ok := key["pk"].(*types.AttributeValueMemberS)
+		if !ok {
+			return
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.keys == nil {
+			k.keys = map[store.Access]map[string]bool{}
+		}
+		a := store.Access{Action: action, Table: aws.ToString(table)}
+		if k.keys[a] == nil {
+			k.keys[a] = map[string]bool{}
+		}
+		k.keys[a][pk.Value] = true
+	}
+	switch v := in.(type) {
+	case *dynamodb.GetItemInput:
+		add("dynamodb:GetItem", v.TableName, v.Key)
+	case *dynamodb.PutItemInput:
+		add("dynamodb:PutItem", v.TableName, v.Item)
+	case *dynamodb.UpdateItemInput:
+		add("dynamodb:UpdateItem", v.TableName, v.Key)
+	case *dynamodb.DeleteItemInput:
+		add("dynamodb:DeleteItem", v.TableName, v.Key)
+	}
+}
+
+// only reports whether every call of access a touched one of keys (and at
+// least one call was noted).
+func (k *keyRecorder) only(a store.Access, keys []string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	seen := k.keys[a]
+	if len(seen) == 0 {
+		return false
+	}
+	for pk := range seen {
+		if !slices.Contains(keys, pk) {
+			return false
+		}
+	}
+	return true
 }
 
 func newStack(t *testing.T) *stack {
@@ -58,16 +129,20 @@ func newStack(t *testing.T) *stack {
 		clock: clock.NewFake(time.Now().UTC().Truncate(time.Minute).Add(30 * time.Second)),
 		apps:  map[string]apitest.Handler{},
 		calls: map[string]*store.CallCounter{},
+		keys:  map[string]*keyRecorder{},
 	}
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, fn := range []string{"auth", "session", "traffic-manager", "system-monitor"} {
 		cfg := env.Config
 		cfg.Function = fn
-		calls := &store.CallCounter{}
-		s.calls[fn] = calls
+		calls, keys := &store.CallCounter{}, &keyRecorder{}
+		s.calls[fn], s.keys[fn] = calls, keys
 		d, err := platform.New(ctx, cfg, platform.WithClock(s.clock), platform.WithLogger(quiet),
-			platform.WithRandom(&clock.Sequence{Values: []float64{0.5}}), platform.WithDynamoDBOptions(calls.Option()))
+			platform.WithRandom(&clock.Sequence{Values: []float64{0.5}}), platform.WithDynamoDBOptions(calls.Option(), keys.option()),
+			// A loaded DynamoDB Local can exceed the production bound of the
+			// counter writes; a dropped failed-login count would miss an alert.
+			platform.WithMetricsOutput(io.Discard), platform.WithMetricsWriteTimeout(30*time.Second))
 		if err != nil {
 			t.Fatalf("%s deps: %v", fn, err)
 		}
@@ -190,9 +265,14 @@ func policies(t *testing.T) map[string][]samtemplate.Statement {
 	return out
 }
 
-func (s *stack) allowed(st []samtemplate.Statement, a store.Access) bool {
+// allowed reports whether the statements grant access a on any item, or
+// (a statement limited by dynamodb:LeadingKeys) on every item fn touched.
+func (s *stack) allowed(fn string, st []samtemplate.Statement, a store.Access) bool {
 	for _, stmt := range st {
-		if !slices.Contains(stmt.Actions, a.Action) {
+		if !slices.Contains(stmt.Actions, a.Action) || len(stmt.OtherConditions) > 0 {
+			continue
+		}
+		if stmt.LeadingKeys != nil && !s.keys[fn].only(a, stmt.LeadingKeys) {
 			continue
 		}
 		for _, r := range stmt.Resources {
@@ -276,6 +356,8 @@ func TestEveryDynamoDBCallIsAllowedByTheTemplate(t *testing.T) {
 	}
 	expect("system-monitor", apitest.Request{Method: "POST", Path: "/api/system-monitor", Body: `{"requests":{"total":5}}`}, 200)
 	expect("system-monitor", apitest.Request{Method: "POST", Path: "/api/system-monitor/alerts/nope/acknowledge"}, 404)
+	expect("system-monitor", apitest.Request{Method: "GET", Path: "/api/health", Headers: map[string]string{}}, 200)
+	expect("system-monitor", apitest.Request{Method: "POST", Path: "/api/health", Headers: map[string]string{}}, 405)
 	if _, err := s.mon.Invoke(context.Background(), json.RawMessage(`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`)); err != nil {
 		t.Fatalf("scheduled evaluation: %v", err)
 	}
@@ -292,7 +374,7 @@ func TestEveryDynamoDBCallIsAllowedByTheTemplate(t *testing.T) {
 			t.Errorf("%s made no DynamoDB call", fn)
 		}
 		for a := range accesses {
-			if !s.allowed(pol[logical[fn]], a) {
+			if !s.allowed(fn, pol[logical[fn]], a) {
 				t.Errorf("%s (%s) needs %s on %s, which template.yaml does not grant", fn, logical[fn], a.Action, strings.TrimPrefix(a.Table, strings.TrimSuffix(s.env.Tables.Users, config.DefaultTables.Users)))
 			}
 		}
@@ -322,5 +404,36 @@ func TestCSRFOnEveryFunction(t *testing.T) {
 	res := s.do(t, "traffic-manager", apitest.Request{Method: "GET", Path: "/api/traffic-manager", Query: map[string]string{"status": "true"}, Cookies: cookie})
 	if res.Status != 200 {
 		t.Fatalf("cookie GET: %d %v", res.Status, res.Body)
+	}
+}
+
+// TestFirstKeyUseIsAllowedByTheTemplate: whichever function needs the
+// deployment key first creates it (a PutItem of meta#keys on the users
+// table); each function's policy allows that one item, and the check above
+// would refuse a PutItem on any other users-table item outside auth.
+func TestFirstKeyUseIsAllowedByTheTemplate(t *testing.T) {
+	pol := policies(t)
+	logical := map[string]string{"session": "SessionFunction", "traffic-manager": "TrafficManagerFunction", "system-monitor": "SystemMonitorFunction"}
+	paths := map[string]string{"session": "/api/sessions", "traffic-manager": "/api/traffic-manager", "system-monitor": "/api/system-monitor"}
+	for fn, id := range logical {
+		t.Run(fn, func(t *testing.T) {
+			s := newStack(t)
+			s.do(t, fn, apitest.Request{Method: "GET", Path: paths[fn] + "/no/such/thing"}) // the limiter needs the key
+			put := store.Access{Action: "dynamodb:PutItem", Table: s.env.Tables.Users}
+			if s.calls[fn].AccessSnapshot()[put] == 0 {
+				t.Fatalf("%s did not create the key: %v", fn, s.calls[fn].AccessSnapshot())
+			}
+			for a := range s.calls[fn].AccessSnapshot() {
+				if !s.allowed(fn, pol[id], a) {
+					t.Errorf("%s needs %s on %s, which template.yaml does not grant", fn, a.Action, a.Table)
+				}
+			}
+			// Had the function also put another users-table item, the check would refuse it.
+			s.keys[fn].note(&dynamodb.PutItemInput{TableName: aws.String(s.env.Tables.Users),
+				Item: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "user#someone"}}})
+			if s.allowed(fn, pol[id], put) {
+				t.Error("the check allows a PutItem of a user item outside auth")
+			}
+		})
 	}
 }

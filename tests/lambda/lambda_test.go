@@ -7,6 +7,7 @@ package lambda_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/json"
 	"fmt"
@@ -28,8 +29,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
+	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
+	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 )
 
 // function is one Lambda of template.yaml.
@@ -226,7 +229,8 @@ func (e *emulator) invoke(t *testing.T, event []byte) []byte {
 	return body
 }
 
-// invokeHTTP invokes with an API Gateway event and decodes the HTTP answer.
+// invokeHTTP invokes with an API Gateway event and decodes the HTTP answer,
+// validating the exchange against openapi.yaml (TestMain).
 func (e *emulator) invokeHTTP(t *testing.T, event []byte) apitest.Response {
 	t.Helper()
 	raw := e.invoke(t, event)
@@ -234,6 +238,11 @@ func (e *emulator) invokeHTTP(t *testing.T, event []byte) apitest.Response {
 	if err := json.Unmarshal(raw, &resp); err != nil || resp.StatusCode == 0 {
 		t.Fatalf("%s did not answer an HTTP API response: %s\n%s", e.f.name, raw, e.out)
 	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(event, &ev); err != nil {
+		t.Fatalf("the event is not an API Gateway v2 event: %v", err)
+	}
+	apitest.Check(t, ev, resp)
 	return apitest.Read(t, resp)
 }
 
@@ -262,6 +271,27 @@ func fixture(t *testing.T, root, name string, edit func(ev map[string]any)) []by
 func withToken(token string) func(ev map[string]any) {
 	return func(ev map[string]any) {
 		ev["headers"].(map[string]any)["authorization"] = "Bearer " + token
+	}
+}
+
+// withPath sets the event's path (rawPath and requestContext.http.path).
+func withPath(path string) func(ev map[string]any) {
+	return func(ev map[string]any) {
+		ev["rawPath"] = path
+		ev["requestContext"].(map[string]any)["http"].(map[string]any)["path"] = path
+	}
+}
+
+// withBody sets the event's body.
+func withBody(t *testing.T, v any) func(ev map[string]any) {
+	return func(ev map[string]any) { ev["body"] = apitest.JSON(t, v) }
+}
+
+func all(edits ...func(ev map[string]any)) func(ev map[string]any) {
+	return func(ev map[string]any) {
+		for _, e := range edits {
+			e(ev)
+		}
 	}
 }
 
@@ -405,8 +435,60 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		}
 	})
 
-	// A second cold start of auth, now that the master user exists: its init
-	// no longer hashes a password (the first one created the user).
+	// Every route's sample event (events/, as `sam local invoke` sends them)
+	// answered 2xx by the built functions, each exchange validated against
+	// openapi.yaml. (Acknowledging needs an alert, which needs a complete
+	// minute of failures: tests/contract covers its 200; here an unknown id.)
+	t.Run("every route's sample event", func(t *testing.T) {
+		auth, sess, traffic, mon := emus["auth"], emus["session"], emus["traffic-manager"], emus["system-monitor"]
+		ok := func(e *emulator, name string, edit func(ev map[string]any), status int) apitest.Response {
+			t.Helper()
+			res := e.invokeHTTP(t, fixture(t, root, name, edit))
+			if res.Status != status {
+				t.Fatalf("%s: %d, want %d: %s", name, res.Status, status, res.Raw)
+			}
+			return res
+		}
+		tok := withToken(token)
+		ok(auth, "auth-get", tok, 200)
+		ok(auth, "auth-validate", tok, 200)
+		ok(auth, "auth-users-list", tok, 200)
+		ok(auth, "auth-users-create", all(tok, withBody(t, map[string]string{"username": "staff_tester", "password": apitest.RandomPassword(t), "role": "staff_tester", "name": "Staff"})), 201)
+		ok(auth, "auth-users-update", all(tok, withBody(t, map[string]string{"name": "Staff Renamed"})), 200)
+		ok(auth, "auth-users-delete", tok, 200)
+
+		second := ok(auth, "auth-login", withBody(t, map[string]string{"action": "login", "username": "e2e_admin", "password": password}), 200)
+		other, _ := second.Get("session.id").(string)
+		ok(sess, "sessions-count", tok, 200)
+		list := ok(sess, "sessions-list", tok, 200)
+		var handle string
+		for _, x := range list.Body["sessions"].([]any) {
+			if m := x.(map[string]any); m["current"] != true {
+				handle, _ = m["id"].(string)
+			}
+		}
+		if handle == "" {
+			t.Fatalf("no second session listed: %s", list.Raw)
+		}
+		ok(sess, "sessions-end-one", all(tok, withPath("/api/sessions/"+handle)), 200)
+
+		ok(traffic, "traffic-status", nil, 200)
+		ok(traffic, "traffic-frontdoor", nil, 200)
+		ok(traffic, "traffic-simulate", tok, 200)
+
+		for _, name := range []string{"monitor-overview", "monitor-metrics", "monitor-history", "monitor-health", "monitor-alerts", "monitor-report"} {
+			ok(mon, name, tok, 200)
+		}
+		ok(mon, "monitor-acknowledge", all(tok, withPath("/api/system-monitor/alerts/error_rate-60/acknowledge")), 404)
+
+		ok(auth, "auth-logout", withToken(other), 200)
+		// Last: it ends the token the other subtests use.
+		ok(sess, "sessions-end-all", tok, 200)
+	})
+
+	// A second cold start of auth, now that the master user exists: no init
+	// hashes a password (the bootstrap runs before the first request that
+	// needs it, and the first instance's login created the user).
 	again := startEmulator(t, rie, emus["auth"].binary, functions[0], env)
 	checkError(t, again.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil)), 404, "NOT_FOUND", standard)
 
@@ -416,7 +498,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	rows := []struct {
 		label string
 		e     *emulator
-	}{{"auth (creates the master user)", emus["auth"]}, {"auth (master user exists)", again}}
+	}{{"auth (its first login creates the master user)", emus["auth"]}, {"auth (master user exists)", again}}
 	for _, f := range functions[1:] {
 		rows = append(rows, struct {
 			label string
@@ -453,6 +535,42 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	t.Logf("linux/%s under aws-lambda-rie, DynamoDB Local:\n%s", runtime.GOARCH, report.String())
 }
 
+// TestAuthStartsDuringOutage: the auth bootstrap started while DynamoDB is
+// unreachable does not exit at init; its login answers the contract's 503
+// SERVICE_UNAVAILABLE with Retry-After (the master-user bootstrap waits for
+// the first request that needs it).
+func TestAuthStartsDuringOutage(t *testing.T) {
+	root := repoRoot(t)
+	rie := filepath.Join(root, "bin", "aws-lambda-rie")
+	if _, err := os.Stat(rie); err != nil {
+		t.Fatalf("%s is missing: run `make deps` (it installs the Runtime Interface Emulator): %v", rie, err)
+	}
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"AWS_REGION=us-east-1",
+		"DYNAMODB_ENDPOINT=" + apitest.ClosedURL(t),
+		"DB_TIMEOUT=500",
+		"MASTER_USERNAME=e2e_admin",
+		"MASTER_PASSWORD=" + apitest.RandomHex(t, 16),
+	}
+	f := functions[0]
+	e := startEmulator(t, rie, makeBuild(t, root, f, runtime.GOARCH, t.TempDir()), f, env)
+	res := e.invokeHTTP(t, fixture(t, root, "auth-login", func(ev map[string]any) {
+		b, _ := json.Marshal(map[string]string{"action": "login", "username": "e2e_admin", "password": "not-the-password"})
+		ev["body"] = string(b)
+	}))
+	checkError(t, res, 503, "SERVICE_UNAVAILABLE", standard)
+	if res.Headers["Retry-After"] == "" {
+		t.Errorf("503 without Retry-After: %v", res.Headers)
+	}
+	// Still the same process: init ran once and did not fail.
+	checkError(t, e.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil)), 404, "NOT_FOUND", standard)
+	if strings.Contains(e.out.String(), "auth start") {
+		t.Errorf("the bootstrap reported a failed start:\n%s", e.out)
+	}
+}
+
 // peakRSS reads VmHWM of the emulator's child processes (the bootstrap).
 // The emulator's own "Max Memory Used" only echoes the configured size.
 func peakRSS(riePid int) string {
@@ -478,4 +596,58 @@ func peakRSS(riePid int) string {
 		}
 	}
 	return "n/a"
+}
+
+// TestSIGTERMFlushesPendingCounts: a function holding counts it has not
+// written yet (METRICS_FLUSH_INTERVAL far longer than the test) writes them
+// when the emulator shuts it down with SIGTERM, as Lambda does before
+// reclaiming an instance (lambda.WithEnableSIGTERM).
+func TestSIGTERMFlushesPendingCounts(t *testing.T) {
+	root := repoRoot(t)
+	rie := filepath.Join(root, "bin", "aws-lambda-rie")
+	if _, err := os.Stat(rie); err != nil {
+		t.Fatalf("%s is missing: run `make deps` (it installs the Runtime Interface Emulator): %v", rie, err)
+	}
+	db := dynamotest.New(t, "traffic-manager", nil)
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"AWS_REGION=us-east-1",
+		"DYNAMODB_ENDPOINT=" + db.Config.DynamoDBEndpoint,
+		"METRICS_FLUSH_INTERVAL=60000",
+		"METRICS_SHUTDOWN_FLUSH=true",
+	}
+	for name, table := range db.Tables.Env() {
+		env = append(env, name+"="+table)
+	}
+	f := functions[2]
+	e := startEmulator(t, rie, makeBuild(t, root, f, runtime.GOARCH, t.TempDir()), f, env)
+	checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-unknown-path", nil)), 404, "NOT_FOUND", traffic)
+	checkError(t, e.invokeHTTP(t, fixture(t, root, "traffic-unknown-path", nil)), 404, "NOT_FOUND", traffic)
+
+	counters := metrics.NewCounters(db.Client, db.Tables.Metrics, db.Config.MetricShards, clock.System{})
+	now := time.Now()
+	requests := func() int64 {
+		sum, err := counters.Sum(context.Background(), now.Add(-5*time.Minute), now.Add(5*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum.Requests
+	}
+	if n := requests(); n != 1 {
+		t.Fatalf("%d requests stored before shutdown, want 1 (the first, flushed by the second request)", n)
+	}
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the emulator did not stop on SIGTERM:\n%s", e.out)
+	}
+	if n := requests(); n != 2 {
+		t.Errorf("%d requests stored after SIGTERM, want 2 (the pending one written on shutdown):\n%s", n, e.out)
+	}
 }
