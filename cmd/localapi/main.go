@@ -188,13 +188,13 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		}
 		port = n
 	}
-	instances := 1
+	perFunction := 1
 	if v := strings.TrimSpace(e.get("LOCALAPI_INSTANCES")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxInstances {
 			return fmt.Errorf("LOCALAPI_INSTANCES must be an integer from 1 to %d, got %q", MaxInstances, v)
 		}
-		instances = n
+		perFunction = n
 	}
 	tmpl, err := samtemplate.Embedded()
 	if err != nil {
@@ -263,7 +263,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		}
 		// Each instance is what one Lambda execution environment holds.
 		rr := &roundRobin{}
-		for range instances {
+		for range perFunction {
 			deps, err := platform.New(ctx, cfg)
 			if err != nil {
 				return fmt.Errorf("%s: %w", code.name, err)
@@ -279,7 +279,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 			}
 		}
 		handler := Handler(rr.Handle)
-		if instances == 1 {
+		if perFunction == 1 {
 			handler = rr.handlers[0]
 		}
 		var invoker Invoker
@@ -339,7 +339,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		go func() { defer wg.Done(); s.run(schedCtx, logger) }()
 	}
 
-	banner(out, port, base, dbNote, created, routes, schedules, generated, instances, debugURL)
+	banner(out, port, base, dbNote, created, routes, schedules, generated, perFunction, debugURL)
 
 	select {
 	case <-ctx.Done():

@@ -47,8 +47,9 @@ const (
 	bugCounterTripsBreaker = "BUG: a network failure on a metrics counter write (connection reset) opens the instance's " +
 		"store.Breaker, so for the next second every request of that instance that needs the store answers 503: " +
 		"counting fails requests (see TestCounterFailureNeverFailsRequests)"
-	bugCounterRetry = "BUG: a metrics counter write (UpdateItem ADD) whose answer is lost (connection cut after DynamoDB applied it) " +
-		"is applied again by the SDK's retry, so one request is counted up to 3 times (see TestCountersNeverCountTwice)"
+	bugCounterRetry = "BUG: a metrics counter write (UpdateItem ADD) whose answer is lost after DynamoDB applied it (a cut connection, " +
+		"a crash, a DB_TIMEOUT) is applied again: by the SDK's retry, and by the next flush, which puts a failed write's counts back; " +
+		"requests are counted twice (see TestCountersNeverCountTwice)"
 	bugSessionPutRetry = "BUG: a login whose session PutItem (attribute_not_exists(pk)) lost its answer after DynamoDB applied it is retried " +
 		"by the SDK, fails its condition, and the login answers 500 INTERNAL_ERROR (see TestLostSessionWriteIsNotAnInternalError)"
 )
@@ -389,20 +390,10 @@ func TestFailOpenBucketIsBounded(t *testing.T) {
 	}
 }
 
-// pending lists assertions that wait for another branch's fix of issue 10;
-// each skips with its reason until the fix lands, then its entry is deleted.
-var pending = map[string]string{
-	"lazy-bootstrap": "PENDING issue 10 finding 7 (lazy auth bootstrap, security branch): authapi.New reads the store at start, " +
-		"so auth cannot start during an outage",
-}
-
 // TestColdStartDuringOutage: every function started while DynamoDB cannot be
 // reached starts, answers its contract's 503 SERVICE_UNAVAILABLE with
 // Retry-After (API.md; issue 10, finding 7), and serves once the store is back.
 func TestColdStartDuringOutage(t *testing.T) {
-	if reason, ok := pending["lazy-bootstrap"]; ok && !knownBugs() {
-		t.Skip(reason)
-	}
 	f := newFixture(t)
 	if err := f.proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Refuse}); err != nil {
 		t.Fatal(err)

@@ -336,7 +336,7 @@ func cases(s *server, ep endpoint) []hostileCase {
 			"truncated":                  []byte(`{"a":`),
 			"64 KiB + 1":                 append([]byte(`{"x":"`), append(bytes.Repeat([]byte("a"), 64*kib), '"', '}')...),
 			"1 MiB":                      append([]byte(`{"x":"`), append(bytes.Repeat([]byte("a"), mib), '"', '}')...),
-			"9 MiB":                      append([]byte(`{"x":"`), append(bytes.Repeat([]byte("a"), 9*mib), '"', '}')...),
+			"5 MiB":                      append([]byte(`{"x":"`), append(bytes.Repeat([]byte("a"), 5*mib), '"', '}')...),
 			"nested 5000":                nested(5000),
 			"nested arrays 30000":        []byte(strings.Repeat("[", 30000) + strings.Repeat("]", 30000)),
 			"nested in a field":          []byte(`{"` + ep.fields[0] + `":` + string(nested(3000)) + `}`),
@@ -358,7 +358,7 @@ func cases(s *server, ep endpoint) []hostileCase {
 		for name, b := range bodies {
 			c := with(name, func(r *req) { r.body = b })
 			switch name {
-			case "64 KiB + 1", "1 MiB":
+			case "64 KiB + 1", "1 MiB", "5 MiB":
 				c.want = http.StatusRequestEntityTooLarge
 			case "9 MiB":
 				// Over Lambda's 6 MB event limit: API Gateway answers 413 itself,
@@ -386,8 +386,11 @@ func cases(s *server, ep endpoint) []hostileCase {
 			}
 			cs = append(cs, with(fmt.Sprintf("injection %d", i), func(r *req) { r.body = jsonBody(fields) }))
 		}
-		cs = append(cs, hostileCase{name: "over 10 MB (API Gateway's own 413)", gateway: true, want: http.StatusRequestEntityTooLarge,
-			r: req{method: ep.method, path: ep.path, token: tok, body: bytes.Repeat([]byte("a"), 10*mib+1)}})
+		// Over Lambda's 6 MB event or HTTP API's 10 MB payload: API Gateway's own 413.
+		for _, n := range []int{7 * mib, 10*mib + 1} {
+			cs = append(cs, hostileCase{name: fmt.Sprintf("%d bytes (API Gateway's own 413)", n), gateway: true, want: http.StatusRequestEntityTooLarge,
+				r: req{method: ep.method, path: ep.path, token: tok, body: bytes.Repeat([]byte("a"), n)}})
+		}
 	}
 
 	// Queries: junk a route ignores (any answer but a 5xx), and bad values of
@@ -736,24 +739,10 @@ func TestForgedForwardedForSharesOneBucket(t *testing.T) {
 	}
 }
 
-// Pending assertions (issue 10 findings, fixed on another branch): they skip
-// with the reason until the fix lands unless ZENITH_KNOWN_BUGS=1.
-var pending = map[string]string{
-	"json": "PENDING issue 10 finding 4 (exact, case-sensitive field names; duplicate keys rejected): security branch",
-	"csrf": "PENDING issue 10 finding 3 (an unsafe request with an Origin outside ALLOWED_ORIGINS is 403 CSRF_REJECTED, login included): security branch",
-}
-
-func skipPending(t *testing.T, key string) {
-	if os.Getenv("ZENITH_KNOWN_BUGS") == "" {
-		t.Skip(pending[key])
-	}
-}
-
 // TestFieldNamesAreExact: {"ACTION":"login","USERNAME":…,"PASSWORD":…} with
 // the admin's real password is an unknown-field 400, and a duplicate key a
 // 400 VALIDATION_ERROR (API.md, "Callers and credentials").
 func TestFieldNamesAreExact(t *testing.T) {
-	skipPending(t, "json")
 	s := start(t)
 	for name, body := range map[string]string{
 		"upper-case keys": fmt.Sprintf(`{"ACTION":"login","USERNAME":%q,"PASSWORD":%q}`, adminUser, s.password[adminUser]),
@@ -770,7 +759,6 @@ func TestFieldNamesAreExact(t *testing.T) {
 // TestCrossSiteLoginIsRejected: a login carrying a foreign Origin (a form on
 // another site, text/plain) is 403 CSRF_REJECTED.
 func TestCrossSiteLoginIsRejected(t *testing.T) {
-	skipPending(t, "csrf")
 	s := start(t)
 	body := fmt.Sprintf(`{"action":"login","username":%q,"password":%q}`, adminUser, s.password[adminUser])
 	res := s.send(t, req{method: "POST", path: "/api/auth", body: []byte(body), contentType: "text/plain", headers: map[string]string{"Origin": "https://evil.example"}})
