@@ -73,8 +73,10 @@ func (s *Service) device(ctx context.Context, userID, cookie string) (string, er
 	v, err1 := strconv.ParseUint(parts[0], 10, 32)
 	id := parts[1]
 	issued, err2 := strconv.ParseInt(parts[2], 10, 64)
-	mac, err3 := base64.RawURLEncoding.DecodeString(parts[3])
-	rawID, err4 := base64.RawURLEncoding.DecodeString(id)
+	// Strict: a cookie whose unused trailing bits differ decodes to no MAC
+	// at all, so no two spellings of one cookie are accepted.
+	mac, err3 := base64.RawURLEncoding.Strict().DecodeString(parts[3])
+	rawID, err4 := base64.RawURLEncoding.Strict().DecodeString(id)
 	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || len(rawID) != deviceIDBytes {
 		return "", nil
 	}
