@@ -5,11 +5,10 @@
 // totals, flat memory and goroutines, no secret in any log line) and a
 // summary. It exits 1 when a property is violated.
 //
-//	soak [-duration 3m] [-concurrency 32] [-instances 3] [-faults default|none|all] [-fault-for 8s]
+//	soak [-duration 3m] [-concurrency 32] [-instances 3] [-faults default|none] [-fault-for 8s]
 //
 // DYNAMODB_ENDPOINT names a running DynamoDB Local; without it one is started
-// in memory. -faults all adds the faults that hit the bugs tests/faults found
-// (ZENITH_KNOWN_BUGS=1 does the same).
+// in memory.
 package main
 
 import (
@@ -41,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 3*time.Minute, "length of the mixed traffic (a minute or more: the first and last minute's memory are compared)")
 	concurrency := fs.Int("concurrency", 32, "clients sending at once")
 	instances := fs.Int("instances", 3, "instances of each function (LOCALAPI_INSTANCES)")
-	faults := fs.String("faults", "default", "faults to inject: default (refuse, hang, throttle 30%), none, or all (adds cut 30% and server-error 50%)")
+	faults := fs.String("faults", "default", "faults to inject: default (refuse, hang, throttle 30%, cut 30%, server-error 50%) or none")
 	faultFor := fs.Duration("fault-for", 8*time.Second, "how long each fault stays on")
 	dbTimeout := fs.Duration("db-timeout", 2*time.Second, "the functions' DB_TIMEOUT (far above a busy DynamoDB Local's latency: a 503 outside the fault windows counts as unexpected)")
 	flushBound := fs.Duration("flush-bound", time.Second, "how late a count may reach the minute counters (METRICS_FLUSH_INTERVAL)")
@@ -56,14 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "none":
 	case "default":
 		o.Faults = soak.DefaultFaults()
-	case "all":
-		o.Faults = append(soak.DefaultFaults(), soak.BugFaults()...)
 	default:
-		fmt.Fprintf(stderr, "soak: -faults must be default, none or all, got %q\n", *faults)
+		fmt.Fprintf(stderr, "soak: -faults must be default or none, got %q\n", *faults)
 		return 2
-	}
-	if *faults == "default" && os.Getenv("ZENITH_KNOWN_BUGS") != "" {
-		o.Faults = append(o.Faults, soak.BugFaults()...)
 	}
 	if fs.NArg() > 0 || o.Duration <= 0 || o.Concurrency < 1 || o.Instances < 1 {
 		fs.Usage()

@@ -53,7 +53,7 @@ func BenchmarkRecorder(b *testing.B) {
 			if err := rec.Flush(ctx); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(calls.Count("UpdateItem"))/float64(b.N), "writes/req")
+			b.ReportMetric(float64(calls.Count("TransactWriteItems"))/float64(b.N), "writes/req")
 		})
 	}
 }

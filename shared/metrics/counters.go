@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"context"
+	crand "crypto/rand"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -49,7 +51,7 @@ type Minute struct {
 
 // CounterAPI is the part of the DynamoDB client the counters use.
 type CounterAPI interface {
-	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
@@ -81,41 +83,77 @@ func MinuteKey(t time.Time) string {
 
 func shardKey(i int) string { return "rt#" + strconv.Itoa(i) }
 
-// Add adds delta to the counters of the minute holding at, on a random shard,
-// with one atomic UpdateItem (ADD).
+// Add adds delta to the counters of the minute holding at, on a random
+// shard, in one write (see write). The SDK may retry it: the retry carries
+// the same ClientRequestToken, so it is never applied twice.
 func (s *Counters) Add(ctx context.Context, at time.Time, delta Counts) error {
-	minute := at.Truncate(time.Minute)
-	upd := expression.Set(expression.Name("ttl"), expression.Value(minute.Add(CounterTTL).Unix()))
+	return s.write(ctx, s.newBatch(at, delta, s.clock.Now()))
+}
+
+// batch is one write of counts to one minute's counters. Its shard and
+// token are fixed when it is built, so that writing it again after an
+// unknown outcome (a cut connection, a timeout, a 5xx) is a no-op when the
+// first write was applied: DynamoDB answers a TransactWriteItems whose
+// ClientRequestToken it has seen in the last ten minutes without applying
+// it again.
+type batch struct {
+	minute time.Time
+	shard  int
+	counts Counts
+	token  string
+	first  time.Time // when it was built (the recorder's clock)
+	sent   bool      // written at least once with an unknown outcome
+}
+
+func (s *Counters) newBatch(at time.Time, counts Counts, now time.Time) batch {
+	return batch{minute: at.Truncate(time.Minute), shard: rand.IntN(s.shards), counts: counts, token: crand.Text(), first: now}
+}
+
+// write applies b with one TransactWriteItems of a single atomic Update
+// (ADD), for its idempotency token: it costs two write units per KB instead
+// of one (docs/monitoring.md).
+func (s *Counters) write(ctx context.Context, b batch) error {
+	upd := expression.Set(expression.Name("ttl"), expression.Value(b.minute.Add(CounterTTL).Unix()))
 	add := func(name string, v int64) {
 		if v != 0 {
 			upd = upd.Add(expression.Name(name), expression.Value(v))
 		}
 	}
-	add("requests", delta.Requests)
-	add("admitted", delta.Admitted)
-	add("errors5xx", delta.Errors5xx)
-	add("throttled", delta.Throttled)
-	add("slow", delta.Slow)
-	add("durationMs", delta.DurationMs)
-	add("failedLogins", delta.FailedLogins)
+	add("requests", b.counts.Requests)
+	add("admitted", b.counts.Admitted)
+	add("errors5xx", b.counts.Errors5xx)
+	add("throttled", b.counts.Throttled)
+	add("slow", b.counts.Slow)
+	add("durationMs", b.counts.DurationMs)
+	add("failedLogins", b.counts.FailedLogins)
 	expr, err := expression.NewBuilder().WithUpdate(upd).Build()
 	if err != nil {
 		return fmt.Errorf("build counter update: %w", err)
 	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: shardKey(rand.IntN(s.shards))},
-			"sk": &types.AttributeValueMemberS{Value: MinuteKey(minute)},
-		},
-		UpdateExpression:          expr.Update(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		ClientRequestToken: aws.String(b.token),
+		TransactItems: []types.TransactWriteItem{{Update: &types.Update{
+			TableName: aws.String(s.table),
+			Key: map[string]types.AttributeValue{
+				"pk": &types.AttributeValueMemberS{Value: shardKey(b.shard)},
+				"sk": &types.AttributeValueMemberS{Value: MinuteKey(b.minute)},
+			},
+			UpdateExpression:          expr.Update(),
+			ExpressionAttributeNames:  expr.Names(),
+			ExpressionAttributeValues: expr.Values(),
+		}}},
 	})
 	if err != nil {
 		return fmt.Errorf("add minute counters: %w", err)
 	}
 	return nil
+}
+
+// inDoubt reports whether a failed batch write may have been applied: then
+// only the same batch (same token) may be written again.
+func inDoubt(err error) bool {
+	var busy *types.TransactionInProgressException // the same token still being applied
+	return errors.As(err, &busy) || store.MaybeApplied(err)
 }
 
 // Minutes returns the counters of every minute in [from, to) that has any,

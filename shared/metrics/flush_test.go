@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
+	"github.com/zenithfresh/zenith-serverless/shared/dbproxy"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
@@ -81,20 +83,20 @@ func observation(i int) metrics.Observation {
 
 // (a) 1,000 requests over 10 s of fake time (one every 10 ms), across a
 // minute boundary, with a 1 s interval: one flush per interval, one
-// UpdateItem per minute it holds, and the stored totals are exactly what was
+// counter write per minute it holds, and the stored totals are exactly what was
 // recorded.
 func TestFlushAtMostOneWritePerIntervalAndMinute(t *testing.T) {
 	start := base.Add(55 * time.Second) // the minute ends after request 500
 	e := newFlushEnv(t, start, nil)
 	ctx := context.Background()
 	var want [2]metrics.Counts // by minute
-	writes := map[int]int{}    // request index -> UpdateItems its Start made
+	writes := map[int]int{}    // request index -> TransactWriteItems its Start made
 	e.calls.Reset()
 	for i := 0; i < 1000; i++ {
-		before := e.calls.Count("UpdateItem")
+		before := e.calls.Count("TransactWriteItems")
 		o := observation(i)
 		e.request(ctx, o)
-		if n := e.calls.Count("UpdateItem") - before; n > 0 {
+		if n := e.calls.Count("TransactWriteItems") - before; n > 0 {
 			writes[i] = n
 		}
 		want[i/500] = want[i/500].Plus(metrics.Delta(o, 100*time.Millisecond))
@@ -117,8 +119,8 @@ func TestFlushAtMostOneWritePerIntervalAndMinute(t *testing.T) {
 	if err := e.rec.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.calls.Count("UpdateItem"); got != 12 || e.calls.Total() != 12 {
-		t.Errorf("calls %v, want 12 UpdateItems for 1,000 requests (11 in flushes, 1 final)", e.calls.Snapshot())
+	if got := e.calls.Count("TransactWriteItems"); got != 12 || e.calls.Total() != 12 {
+		t.Errorf("calls %v, want 12 TransactWriteItems for 1,000 requests (11 in flushes, 1 final)", e.calls.Snapshot())
 	}
 	minute := base
 	for m := range want {
@@ -163,8 +165,8 @@ type switchClient struct {
 	cur atomic.Pointer[dynamodb.Client]
 }
 
-func (s *switchClient) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	return s.cur.Load().UpdateItem(ctx, in, opts...)
+func (s *switchClient) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	return s.cur.Load().TransactWriteItems(ctx, in, opts...)
 }
 
 func (s *switchClient) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
@@ -202,8 +204,8 @@ func TestFailedFlushKeepsCountsForTheNext(t *testing.T) {
 	e.calls.Reset()
 	e.fake.Advance(time.Second)
 	e.request(ctx, observation(1))
-	if n := e.calls.Count("UpdateItem"); n != 1 {
-		t.Errorf("the next flush made %d UpdateItems, want 1", n)
+	if n := e.calls.Count("TransactWriteItems"); n != 1 {
+		t.Errorf("the next flush made %d TransactWriteItems, want 1", n)
 	}
 	if got := e.stored(t, base, base.Add(time.Minute)).Requests; got != 3 {
 		t.Errorf("stored %d requests after the next flush, want the 3 kept", got)
@@ -246,8 +248,8 @@ func TestFlushConcurrentRequests(t *testing.T) {
 	}
 	// At most one flush per interval (plus the first and the final), each of
 	// at most two minutes.
-	if n, limit := e.calls.Count("UpdateItem"), 2*(int(elapsed/time.Second)+2); n > limit {
-		t.Errorf("%d UpdateItems for %d requests over %v, want at most %d", n, workers*each, elapsed, limit)
+	if n, limit := e.calls.Count("TransactWriteItems"), 2*(int(elapsed/time.Second)+2); n > limit {
+		t.Errorf("%d TransactWriteItems for %d requests over %v, want at most %d", n, workers*each, elapsed, limit)
 	}
 }
 
@@ -261,4 +263,81 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// (f) A flush whose batch is cut after DynamoDB applied it (every attempt's
+// answer lost) keeps that batch as it is; the next flush writes it again
+// with the same token, which DynamoDB applies at most once, and only then do
+// newer counts follow: every request stored exactly once. A batch still in
+// doubt past metrics.ResendWithin is dropped and logged, never resent.
+func TestBatchInDoubtIsResentAsItIsAndCountedOnce(t *testing.T) {
+	var proxy *dbproxy.Proxy
+	e := newFlushEnv(t, base, func(env *dynamotest.Env) metrics.CounterAPI {
+		var err error
+		proxy, err = dbproxy.New(env.Config.DynamoDBEndpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { proxy.Close() })
+		return env.NewClient(t, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(proxy.URL()) })
+	})
+	ctx := context.Background()
+	cut := func(on bool) {
+		t.Helper()
+		var err error
+		if on {
+			err = proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Cut, Operations: []string{"TransactWriteItems"}})
+		} else {
+			err = proxy.ClearFaults()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.request(ctx, observation(1)) // nothing pending yet
+	cut(true)
+	e.request(ctx, observation(1)) // flushes the first: every attempt applied, every answer cut
+	if p := e.rec.Pending().Requests; p != 2 {
+		t.Fatalf("pending after the cut flush = %d, want 2 (the batch in doubt and the newest)", p)
+	}
+	if got := e.stored(t, base, base.Add(time.Minute)).Requests; got != 1 {
+		t.Fatalf("stored %d after the cut flush, want the 1 that DynamoDB applied once despite the SDK's retries", got)
+	}
+	cut(false)
+	e.fake.Advance(time.Second)
+	proxy.Reset()
+	e.request(ctx, observation(1)) // resends the batch in doubt, alone
+	if n := proxy.Stats().Operations["TransactWriteItems"]; n != 1 {
+		t.Errorf("the resend made %d writes, want 1 (the batch in doubt only; newer counts wait)", n)
+	}
+	if got, p := e.stored(t, base, base.Add(time.Minute)).Requests, e.rec.Pending().Requests; got != 1 || p != 2 {
+		t.Errorf("stored %d, pending %d after the resend; want 1 (the same token is applied once) and 2", got, p)
+	}
+	if err := e.rec.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, p := e.stored(t, base, base.Add(time.Minute)).Requests, e.rec.Pending().Requests; got != 3 || p != 0 {
+		t.Errorf("stored %d, pending %d after the final flush; want 3 and 0", got, p)
+	}
+
+	// Past the idempotency window a batch in doubt is dropped, not resent.
+	e.logs.Reset()
+	cut(true)
+	e.fake.Advance(time.Second)
+	e.request(ctx, observation(1))
+	e.fake.Advance(time.Second)
+	e.request(ctx, observation(1)) // flushes 1 into doubt
+	cut(false)
+	e.fake.Advance(metrics.ResendWithin)
+	proxy.Reset()
+	e.request(ctx, observation(1))
+	if n := proxy.Stats().Operations["TransactWriteItems"]; n != 0 {
+		t.Errorf("a batch in doubt past the window was written again (%d writes)", n)
+	}
+	if !strings.Contains(e.logs.String(), "metrics counts dropped") {
+		t.Errorf("dropped batch not logged: %q", e.logs.String())
+	}
+	if p := e.rec.Pending().Requests; p != 2 {
+		t.Errorf("pending = %d after the drop, want 2 (the requests since)", p)
+	}
 }

@@ -176,10 +176,12 @@ func (r *Recorder) add(ctx context.Context, c *Counters, at time.Time, delta Cou
 }
 
 // detach returns the context of a counter write: the request's own
-// cancellation must not lose counts, the write is bounded on its own, and its
-// capacity is not the request's (store.WithoutUsage).
+// cancellation must not lose counts, the write is bounded on its own, its
+// capacity is not the request's (store.WithoutUsage), and its failure never
+// opens the store breaker that the requests' own calls answer by
+// (store.WithoutTrip).
 func (r *Recorder) detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(store.WithoutUsage(context.WithoutCancel(ctx)), r.timeout)
+	return context.WithTimeout(store.WithoutTrip(store.WithoutUsage(context.WithoutCancel(ctx))), r.timeout)
 }
 
 func (r *Recorder) write(line []byte) {

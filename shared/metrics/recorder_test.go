@@ -54,12 +54,12 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 			Throttled: o.code == "RATE_LIMIT", // as the request layer sets it
 			Duration:  o.d, At: base.Add(time.Duration(o.minute)*time.Minute + 30*time.Second),
 		})
-		if n := calls.Count("UpdateItem"); n != i+1 {
-			t.Fatalf("request %d: %d UpdateItems when Record returned, want %d (written synchronously)", i, n, i+1)
+		if n := calls.Count("TransactWriteItems"); n != i+1 {
+			t.Fatalf("request %d: %d counter writes when Record returned, want %d (written synchronously)", i, n, i+1)
 		}
 	}
-	if got := calls.Snapshot(); calls.Total() != len(obs) || got["UpdateItem"] != len(obs) {
-		t.Errorf("calls = %v, want exactly one UpdateItem per request (%d)", got, len(obs))
+	if got := calls.Snapshot(); calls.Total() != len(obs) || got["TransactWriteItems"] != len(obs) {
+		t.Errorf("calls = %v, want exactly one counter write per request (%d)", got, len(obs))
 	}
 	if ls := lines(t, out.Bytes()); len(ls) != len(obs) {
 		t.Errorf("EMF lines = %d, want %d", len(ls), len(obs))
@@ -93,7 +93,7 @@ func TestRecorderOneWritePerRequestAndExactCounts(t *testing.T) {
 	fake.Set(base.Add(10 * time.Second))
 	rec.CountEvent(ctx, metrics.EventFailedLogin)
 	rec.CountEvent(ctx, "csrf_rejected")
-	if calls.Count("UpdateItem") != 1 || len(lines(t, out.Bytes())) != 2 {
+	if calls.Count("TransactWriteItems") != 1 || len(lines(t, out.Bytes())) != 2 {
 		t.Errorf("events: calls %v, lines %d", calls.Snapshot(), len(lines(t, out.Bytes())))
 	}
 	sum, err := c.Sum(ctx, base, base.Add(time.Minute))
@@ -132,7 +132,7 @@ func TestRecorderRealtimeOffWritesOnlyEMF(t *testing.T) {
 	}
 	// The failed-logins rule keeps its input.
 	rec.CountEvent(context.Background(), metrics.EventFailedLogin)
-	if calls.Count("UpdateItem") != 1 {
+	if calls.Count("TransactWriteItems") != 1 {
 		t.Errorf("failed login with realtime off: calls %v", calls.Snapshot())
 	}
 }

@@ -51,7 +51,7 @@ func (b *Breaker) handle(ctx context.Context, in middleware.InitializeInput, nex
 			fmt.Errorf("%s: %w (failing fast after a recent timeout)", middleware.GetOperationName(ctx), ErrUnavailable)
 	}
 	out, md, err := next.HandleInitialize(ctx, in)
-	if err != nil && ctx.Err() == nil && tripsBreaker(err) {
+	if err != nil && ctx.Err() == nil && tripsBreaker(err) && !untripping(ctx) {
 		b.openUntil.Store(b.now().Add(b.cooldown).UnixNano())
 		b.trips.Add(1)
 	}
@@ -65,4 +65,18 @@ func tripsBreaker(err error) bool {
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr)
+}
+
+type noTripKey struct{}
+
+// WithoutTrip returns a context whose calls never open the breaker (they
+// still fail fast while it is open): the recorder's counter writes, whose
+// failure must not make the requests of the next second answer 503.
+func WithoutTrip(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noTripKey{}, true)
+}
+
+func untripping(ctx context.Context) bool {
+	v, _ := ctx.Value(noTripKey{}).(bool)
+	return v
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // LoadAWS loads the AWS configuration for region. With a DynamoDB endpoint
@@ -38,8 +40,10 @@ func LoadAWS(ctx context.Context, region, endpoint string) (aws.Config, error) {
 }
 
 // NewDynamoDB builds the DynamoDB client: the endpoint override and its
-// checksum quirk only when endpoint (DYNAMODB_ENDPOINT) is set, and every
-// operation (retries included) bounded by timeout (DB_TIMEOUT).
+// checksum quirk only when endpoint (DYNAMODB_ENDPOINT) is set, every
+// operation (retries included) bounded by timeout (DB_TIMEOUT), and
+// single-item writes never retried once they may have been applied
+// (InDoubtError).
 func NewDynamoDB(ac aws.Config, endpoint string, timeout time.Duration, extra ...func(*dynamodb.Options)) *dynamodb.Client {
 	opts := []func(*dynamodb.Options){func(o *dynamodb.Options) {
 		if endpoint != "" {
@@ -51,6 +55,7 @@ func NewDynamoDB(ac aws.Config, endpoint string, timeout time.Duration, extra ..
 		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
 			return s.Initialize.Add(operationTimeout(timeout), middleware.Before)
 		})
+		addAtMostOnce(o)
 	}}
 	return dynamodb.NewFromConfig(ac, append(opts, extra...)...)
 }
@@ -75,7 +80,7 @@ func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || IsInDoubt(err) {
 		return true
 	}
 	var netErr net.Error
@@ -84,6 +89,18 @@ func IsUnavailable(err error) bool {
 	}
 	var maxAttempts *retry.MaxAttemptsError
 	if errors.As(err, &maxAttempts) {
+		return true
+	}
+	// Once the SDK's retry quota is spent (a run of failures), it gives up
+	// on a retryable error with this one instead of a MaxAttemptsError.
+	var quota ratelimit.QuotaExceededError
+	if errors.As(err, &quota) {
+		return true
+	}
+	// DynamoDB's own failure (500 InternalServerError, 503): the service,
+	// not the request, is at fault.
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 500 {
 		return true
 	}
 	return IsThrottled(err)

@@ -57,11 +57,6 @@ const (
 	adminUser  = "dur_admin"
 )
 
-// bugCounterRetry is a bug tests/faults found (TestCountersNeverCountTwice):
-// the counted-twice assertion only logs it unless ZENITH_KNOWN_BUGS=1.
-const bugCounterRetry = "BUG, asserted with ZENITH_KNOWN_BUGS=1: a counter write whose answer is lost after DynamoDB applied it " +
-	"(here: killed before answering) is applied again by the SDK's retry or the next flush"
-
 // shiftClock is the wall clock moved by an offset that a test can jump
 // forward: time flows (the store breaker's cooldown passes), minutes can be
 // skipped, and every ttl written lies near apitest.Epoch, decades away from
@@ -540,12 +535,7 @@ func TestKillMidTraffic(t *testing.T) {
 	statuses, bad := f.led.statuses, f.led.bad
 	f.led.mu.Unlock()
 	if counts.Requests > sent {
-		msg := fmt.Sprintf("%d requests counted, only %d sent: a request was counted twice", counts.Requests, sent)
-		if os.Getenv("ZENITH_KNOWN_BUGS") != "" {
-			t.Error(msg)
-		} else {
-			t.Logf("%s (%s)", msg, bugCounterRetry)
-		}
+		t.Errorf("%d requests counted, only %d sent: a request was counted twice", counts.Requests, sent)
 	}
 	if counts.Requests < beforeKill {
 		t.Errorf("%d requests counted, fewer than the %d answered before the first kill: acknowledged counts were lost", counts.Requests, beforeKill)

@@ -14,16 +14,16 @@ import (
 )
 
 // The focused reproductions of what the fault table found: each is the
-// smallest sequence of requests that shows one bug.
+// smallest sequence of requests that showed one bug (each failed before its
+// fix: store.IsUnavailable on a 5xx past the retry quota, store.WithoutTrip
+// for the recorder, the counters' idempotent batches and the at-most-once
+// single-item writes).
 
 // TestServerErrorsAnswer503: while DynamoDB answers 500 InternalFailure to
 // every call, every request that needs the store answers 503
 // SERVICE_UNAVAILABLE, the first one as the hundredth (once the SDK's retry
 // quota is spent, its error no longer wraps a MaxAttemptsError).
 func TestServerErrorsAnswer503(t *testing.T) {
-	if !knownBugs() {
-		t.Skip(bugServerError)
-	}
 	f := newFixture(t)
 	if err := f.proxy.SetFault(dbproxy.Fault{Kind: dbproxy.ServerError}); err != nil {
 		t.Fatal(err)
@@ -49,9 +49,6 @@ func TestServerErrorsAnswer503(t *testing.T) {
 // are cut mid-answer, requests of a function that only counts there (auth)
 // answer as when healthy, one after the other on one instance.
 func TestCounterFailureNeverFailsRequests(t *testing.T) {
-	if !knownBugs() {
-		t.Skip(bugCounterTripsBreaker)
-	}
 	f := newFixture(t)
 	if err := f.proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Cut, Tables: []string{f.env.Tables.Metrics}}); err != nil {
 		t.Fatal(err)
@@ -85,9 +82,6 @@ func TestCounterFailureNeverFailsRequests(t *testing.T) {
 // (the connection cut after DynamoDB applied it), the request is still
 // counted at most once: the minute counters never exceed the requests sent.
 func TestCountersNeverCountTwice(t *testing.T) {
-	if !knownBugs() {
-		t.Skip(bugCounterRetry)
-	}
 	f := newFixture(t)
 	counters := metrics.NewCounters(f.env.Client, f.env.Tables.Metrics, f.env.Config.MetricShards, clock.System{})
 	from := time.Now().Truncate(time.Minute)
@@ -101,7 +95,7 @@ func TestCountersNeverCountTwice(t *testing.T) {
 	// Let the fixture's own requests settle, then count only what follows.
 	time.Sleep(store.BreakerCooldown)
 	base := sum()
-	if err := f.proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Cut, Tables: []string{f.env.Tables.Metrics}, Operations: []string{"UpdateItem"}, Fraction: 0.5}); err != nil {
+	if err := f.proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Cut, Tables: []string{f.env.Tables.Metrics}, Operations: []string{"TransactWriteItems"}, Fraction: 0.5}); err != nil {
 		t.Fatal(err)
 	}
 	const sent = 12
@@ -120,7 +114,7 @@ func TestCountersNeverCountTwice(t *testing.T) {
 	got := sum() - base
 	t.Logf("%d requests sent, %d counted, %d counter writes cut", sent, got, cut)
 	if got > sent {
-		t.Errorf("%d requests counted for %d sent: a counter write whose answer was lost was applied again by the SDK's retry", got, sent)
+		t.Errorf("%d requests counted for %d sent: a counter write whose answer was lost was applied again", got, sent)
 	}
 }
 
@@ -128,9 +122,6 @@ func TestCountersNeverCountTwice(t *testing.T) {
 // session write is lost (the connection cut after DynamoDB applied it), the
 // login answers 200 or 503, never 500.
 func TestLostSessionWriteIsNotAnInternalError(t *testing.T) {
-	if !knownBugs() {
-		t.Skip(bugSessionPutRetry)
-	}
 	f := newFixture(t)
 	if err := f.proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Cut, Tables: []string{f.env.Tables.Sessions}, Operations: []string{"PutItem"}, Fraction: 0.5}); err != nil {
 		t.Fatal(err)

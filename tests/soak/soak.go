@@ -34,7 +34,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/netip"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -80,22 +79,14 @@ type Options struct {
 	Log         io.Writer
 }
 
-// DefaultFaults are the faults a run injects: an outage (connections
-// refused), calls hanging past DB_TIMEOUT, and throttling of a part of the
-// calls. Faults that hit a known bug (tests/faults: a cut answer, a 5xx) are
-// added by ZENITH_KNOWN_BUGS=1 in cmd/soak and the test.
+// DefaultFaults are the faults a run injects, one window each: an outage
+// (connections refused), calls hanging past DB_TIMEOUT, throttling of a part
+// of the calls, answers cut after DynamoDB applied the call, and 500s.
 func DefaultFaults() []dbproxy.Fault {
 	return []dbproxy.Fault{
 		{Kind: dbproxy.Refuse},
 		{Kind: dbproxy.Hang},
 		{Kind: dbproxy.Throttle, Fraction: 0.3},
-	}
-}
-
-// BugFaults hit the bugs tests/faults found; a run with them is expected to
-// fail until those are fixed.
-func BugFaults() []dbproxy.Fault {
-	return []dbproxy.Fault{
 		{Kind: dbproxy.Cut, Fraction: 0.3},
 		{Kind: dbproxy.ServerError, Fraction: 0.5},
 	}
@@ -138,14 +129,7 @@ type Summary struct {
 	LogLines        int
 	SecretsChecked  int
 	Violations      []string
-	// KnownBugs are departures caused by a bug tests/faults reproduces; they
-	// are violations under ZENITH_KNOWN_BUGS=1.
-	KnownBugs []string
 }
-
-// bugCounterRetry is tests/faults' TestCountersNeverCountTwice.
-const bugCounterRetry = "BUG (tests/faults TestCountersNeverCountTwice): a counter write whose answer was lost after DynamoDB applied it " +
-	"is applied again by the SDK's retry or the next flush"
 
 // OK reports whether the run met every property.
 func (s *Summary) OK() bool { return len(s.Violations) == 0 }
@@ -187,9 +171,6 @@ func (s *Summary) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
 	fmt.Fprintf(w, "logs: %d lines grepped for %d secrets (tokens, passwords, client IPs)\n", s.LogLines, s.SecretsChecked)
-	for _, b := range s.KnownBugs {
-		fmt.Fprintf(w, "known bug: %s\n", b)
-	}
 	if s.OK() {
 		fmt.Fprintln(w, "result: PASS (zero unexpected 5xx, sessions lost: 0)")
 		return
@@ -983,12 +964,7 @@ func (r *run) checkCounters(ctx context.Context, sum *Summary, from time.Time) {
 	sum.SentOutside = outside
 	sent := int64(len(r.sends))
 	if sum.Counted > sent {
-		msg := fmt.Sprintf("counters: %d requests counted, only %d sent (a request counted twice)", sum.Counted, sent)
-		if os.Getenv("ZENITH_KNOWN_BUGS") != "" {
-			sum.violate("%s", msg)
-		} else {
-			sum.KnownBugs = append(sum.KnownBugs, msg+": "+bugCounterRetry)
-		}
+		sum.violate("counters: %d requests counted, only %d sent (a request counted twice)", sum.Counted, sent)
 	}
 	if sum.Counted < outside {
 		sum.violate("counters: %d requests counted, fewer than the %d sent outside the fault windows (counts lost)", sum.Counted, outside)

@@ -1,7 +1,6 @@
 package soak
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,17 +12,16 @@ import (
 
 // TestShortSoak is `make soak` in about ten seconds: mixed traffic at
 // concurrency 8 through the built local API server with two instances of each
-// function, an outage (connections refused) in the middle, and every check of
+// function, an outage (connections refused) and answers cut after DynamoDB
+// applied the call (30%) in the middle, and every check of
 // the long run, the log grep for tokens, passwords and client IPs included.
 func TestShortSoak(t *testing.T) {
 	bin, err := localserver.Build(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	faults := []dbproxy.Fault{{Kind: dbproxy.Refuse}}
-	if os.Getenv("ZENITH_KNOWN_BUGS") != "" {
-		faults = append(faults, BugFaults()...)
-	}
+	// An outage, then answers cut after DynamoDB applied the call.
+	faults := []dbproxy.Fault{{Kind: dbproxy.Refuse}, {Kind: dbproxy.Cut, Fraction: 0.3}}
 	sum, err := Run(t.Context(), Options{
 		Endpoint: dynamotest.Endpoint(t), Bin: bin,
 		Duration: 10 * time.Second, Concurrency: 8, Instances: 2,
