@@ -382,10 +382,11 @@ type result struct {
 	calls, ru, wu float64 // per request
 	roundTrips    float64
 	callsByOp     map[string]float64
+	tableUnits    map[string]dbproxy.Units // per request, by table
 }
 
 func (b *bench) measure(c class, rounds, n int, delay time.Duration) (result, error) {
-	r := result{class: c, delay: delay, callsByOp: map[string]float64{}}
+	r := result{class: c, delay: delay, callsByOp: map[string]float64{}, tableUnits: map[string]dbproxy.Units{}}
 	send := func() (time.Duration, error) {
 		req, err := c.next()
 		if err != nil {
@@ -437,6 +438,12 @@ func (b *bench) measure(c class, rounds, n int, delay time.Duration) (result, er
 			for op, k := range s.Operations {
 				r.callsByOp[op] += float64(k)
 			}
+			for t, u := range s.TableUnits {
+				sum := r.tableUnits[t]
+				sum.Read += u.Read
+				sum.Write += u.Write
+				r.tableUnits[t] = sum
+			}
 			r.requests += n
 		}
 	}
@@ -447,6 +454,9 @@ func (b *bench) measure(c class, rounds, n int, delay time.Duration) (result, er
 	r.calls, r.ru, r.wu = calls/per, ru/per, wu/per
 	for op := range r.callsByOp {
 		r.callsByOp[op] /= per
+	}
+	for t, u := range r.tableUnits {
+		r.tableUnits[t] = dbproxy.Units{Read: u.Read / per, Write: u.Write / per}
 	}
 	return r, nil
 }
@@ -479,6 +489,40 @@ func render(rs []result, rounds, n int, delay time.Duration, load0 string) strin
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		fmt.Fprintf(&b, "| %s %s\n", r.class.name, r.row())
+	}
+	b.WriteString(renderTables(rs))
+	return b.String()
+}
+
+// renderTables splits each class's units by table (read / write units per
+// request): the measured input of docs/capacity.md's per-table model.
+func renderTables(rs []result) string {
+	var names []string
+	for _, r := range rs {
+		for t := range r.tableUnits {
+			if !slices.Contains(names, t) {
+				names = append(names, t)
+			}
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("\nThe same requests' units by table (read / write units per request; the counter flush's share and the load meter's reads included, as this run's rate made them):\n\n| request |")
+	for _, t := range names {
+		fmt.Fprintf(&b, " %s |", strings.TrimPrefix(t, "zenith-"))
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(names)) + "\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "| %s |", r.class.name)
+		for _, t := range names {
+			u, ok := r.tableUnits[t]
+			if !ok || (u.Read == 0 && u.Write == 0) {
+				b.WriteString(" – |")
+				continue
+			}
+			fmt.Fprintf(&b, " %.2f / %.2f |", u.Read, u.Write)
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -51,7 +51,7 @@ func (s *service) login(ctx context.Context, r *httpapi.Request, req AuthRequest
 		return nil, err
 	}
 	client := identity.Client{IP: r.ClientIP, Device: r.Cookies[DeviceCookie]}
-	attempt, _ := r.Prefetched().(*identity.Attempt)
+	attempt, _ := httpapi.Prefetched[*identity.Attempt](r)
 	if !attempt.For(req.Username, client) {
 		var err error
 		if attempt, err = s.identity.Prepare(ctx, req.Username, client); err != nil {

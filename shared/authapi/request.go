@@ -1,6 +1,7 @@
 package authapi
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
@@ -88,7 +89,8 @@ func deref(p *string) string {
 }
 
 func asError(err error) *httpapi.Error {
-	if e, ok := err.(*httpapi.Error); ok {
+	var e *httpapi.Error
+	if errors.As(err, &e) {
 		return e
 	}
 	return httpapi.BadRequest(httpapi.CodeJSONParse, "Invalid JSON in request body")

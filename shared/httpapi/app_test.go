@@ -516,7 +516,7 @@ func TestPrefetchOverlapsTheLimiter(t *testing.T) {
 						return "prefetched"
 					},
 					Handler: func(_ context.Context, r *httpapi.Request) (*httpapi.Response, error) {
-						return httpapi.JSON(http.StatusOK, map[string]any{"got": r.Prefetched()}), nil
+						return httpapi.JSON(http.StatusOK, map[string]any{"got": prefetched(r)}), nil
 					}}},
 				Limiter: lim,
 				Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -536,4 +536,10 @@ func TestPrefetchOverlapsTheLimiter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// prefetched is what the route's Prefetch returned, nil when it did not run.
+func prefetched(r *httpapi.Request) any {
+	v, _ := httpapi.Prefetched[any](r)
+	return v
 }

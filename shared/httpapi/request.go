@@ -76,9 +76,13 @@ type Request struct {
 	prefetched any
 }
 
-// Prefetched returns what the route's Prefetch returned for this request
-// (nil when it did not run).
-func (r *Request) Prefetched() any { return r.prefetched }
+// Prefetched returns what the route's Prefetch returned for r, as the type
+// the route's handler expects; false when it did not run or returned another
+// type.
+func Prefetched[T any](r *Request) (T, bool) {
+	v, ok := r.prefetched.(T)
+	return v, ok
+}
 
 // Header returns a request header by case-insensitive name.
 func (r *Request) Header(name string) string { return r.Headers[strings.ToLower(name)] }

@@ -27,16 +27,7 @@ import (
 // retried as before. Every case runs through dbproxy in front of DynamoDB
 // Local with the real client.
 func TestWritesAreRetriedOnlyWhenProvablyNotApplied(t *testing.T) {
-	env := dynamotest.New(t, "auth", nil)
-	proxy, err := dbproxy.New(env.Config.DynamoDBEndpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
-	ac, err := store.LoadAWS(context.Background(), env.Config.Region, proxy.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, proxy, ac := proxied(t)
 	const attempts = 3
 	db := store.NewDynamoDB(ac, proxy.URL(), 5*time.Second, func(o *dynamodb.Options) {
 		o.RetryMaxAttempts = attempts
@@ -142,10 +133,10 @@ func TestWritesAreRetriedOnlyWhenProvablyNotApplied(t *testing.T) {
 	})
 }
 
-// Once the SDK's retry quota is spent, a 5xx comes back as "retry quota
-// exceeded" instead of a MaxAttemptsError: still unavailable (a 503), not a
-// bug (a 500).
-func TestServerErrorPastTheRetryQuotaIsUnavailable(t *testing.T) {
+// proxied gives a test its tables and the AWS configuration of a client that
+// reaches them through a dbproxy it controls.
+func proxied(t *testing.T) (*dynamotest.Env, *dbproxy.Proxy, aws.Config) {
+	t.Helper()
 	env := dynamotest.New(t, "auth", nil)
 	proxy, err := dbproxy.New(env.Config.DynamoDBEndpoint)
 	if err != nil {
@@ -156,6 +147,14 @@ func TestServerErrorPastTheRetryQuotaIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, proxy, ac
+}
+
+// Once the SDK's retry quota is spent, a 5xx comes back as "retry quota
+// exceeded" instead of a MaxAttemptsError: still unavailable (a 503), not a
+// bug (a 500).
+func TestServerErrorPastTheRetryQuotaIsUnavailable(t *testing.T) {
+	env, proxy, ac := proxied(t)
 	db := store.NewDynamoDB(ac, proxy.URL(), 5*time.Second, func(o *dynamodb.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxBackoff = time.Millisecond

@@ -211,7 +211,7 @@ func (h *handler) prefetchLoad(ctx context.Context, r *httpapi.Request) any {
 }
 
 func (h *handler) frontDoor(ctx context.Context, r *httpapi.Request) (*httpapi.Response, error) {
-	rd, ok := r.Prefetched().(reading)
+	rd, ok := httpapi.Prefetched[reading](r)
 	if !ok {
 		rd = h.read(ctx, r)
 	}
