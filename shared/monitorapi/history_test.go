@@ -303,8 +303,8 @@ func TestHistoryFromCloudWatchFailureIsA5xxWithoutDetail(t *testing.T) {
 }
 
 // TestMonitorCallsPerEndpoint pins the DynamoDB reads each endpoint makes on
-// a warm instance (METRIC_SHARDS=4), the figures of BENCHMARKS.md
-// (Monitoring). Session and limiter calls are the identity and traffic
+// a warm instance (METRIC_SHARDS=4), as BENCHMARKS.md's critical-path and
+// data-growth blocks measure them. Session and limiter calls are the identity and traffic
 // code's and not counted here.
 func TestMonitorCallsPerEndpoint(t *testing.T) {
 	h := newHarness(t, map[string]string{"METRICS_HISTORY_SOURCE": "dynamodb"})

@@ -347,7 +347,8 @@ var (
 // aws-lambda-rie on DynamoDB Local, invokes it with events/ fixtures and checks
 // the shared request layer's answers: 404 (unknown sub-path), 405 (wrong
 // method) and 400 (bad body or parameter) in each route's envelope. It logs
-// the binary sizes and the emulator's init figures (BENCHMARKS.md (Foundation)).
+// the binary sizes and the emulator's init figures, for a look only: the
+// figures of record are BENCHMARKS.md's, Cold start (cmd/coldstart).
 func TestFunctionsUnderEmulator(t *testing.T) {
 	root := repoRoot(t)
 	rie := filepath.Join(root, "bin", "aws-lambda-rie")
@@ -492,7 +493,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	again := startEmulator(t, rie, emus["auth"].binary, functions[0], env)
 	checkError(t, again.invokeHTTP(t, fixture(t, root, "auth-unknown-path", nil)), 404, "NOT_FOUND", standard)
 
-	// The figures of BENCHMARKS.md (Foundation).
+	// Logged for a look; BENCHMARKS.md's cold-start figures come from cmd/coldstart.
 	var report strings.Builder
 	report.WriteString("| function | host bootstrap | REPORT Init Duration | rapid INIT REPORT | first invoke Duration | fastest warm Duration | peak RSS (VmHWM) |\n|---|---|---|---|---|---|---|\n")
 	rows := []struct {
