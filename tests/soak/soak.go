@@ -107,7 +107,8 @@ type Summary struct {
 	Instances       int
 	Requests        map[string]int64 // by action
 	Answers         map[string]int64 // by "status code"
-	Sent            int64            // every request sent to the server
+	Sent            int64            // every request sent to the server and answered
+	Unanswered      int64            // sent without an answer: in flight when the run ended, or failed in transport
 	SentOutside     int64            // sent and answered outside every fault window (+ cooldown and flush bound)
 	Counted         int64            // requests in the minute counters
 	FaultsInjected  map[string]int64 // by kind, from the proxy
@@ -156,7 +157,7 @@ func (s *Summary) Print(w io.Writer) {
 	for _, k := range sortedKeys(s.FaultsInjected) {
 		fmt.Fprintf(w, "  %-28s %7d calls\n", k, s.FaultsInjected[k])
 	}
-	fmt.Fprintf(w, "counted: %d requests in the minute counters; %d sent, %d of them outside the fault windows\n", s.Counted, s.Sent, s.SentOutside)
+	fmt.Fprintf(w, "counted: %d requests in the minute counters; %d sent and answered (%d of them outside the fault windows), %d sent without an answer (in flight when the run ended)\n", s.Counted, s.Sent, s.SentOutside, s.Unanswered)
 	fmt.Fprintf(w, "sessions checked: %d, lost: %d; ended sessions checked: %d, still valid: %d; not checked (their end answered 503): %d\n",
 		s.SessionsChecked, s.SessionsLost, s.EndedChecked, s.EndedAlive, s.SessionsUnknown)
 	fmt.Fprintf(w, "limiter: %d admitted front-door requests checked against C + ⌊d/T⌋ (C = %d, T = %s)\n", s.LimiterChecked, frontdoorRPM+frontdoorBurst, time.Minute/frontdoorRPM)
@@ -250,7 +251,10 @@ type run struct {
 	bad5xx   []string
 	other    []string
 	sentN    atomic.Int64
-	nudged   int64 // the last nudge's requests, whose counts may still be pending
+	// unanswered counts requests whose answer never came (cancelled in
+	// flight when the run ended): the server may have counted them.
+	unanswered atomic.Int64
+	nudged     int64 // the last nudge's requests, whose counts may still be pending
 }
 
 // sent is one request's time span, for the counted-totals check.
@@ -389,6 +393,7 @@ func (r *run) do(ctx context.Context, action, method, path, clientIP, token stri
 	sp := sent{from: time.Now()}
 	resp, err := r.client.Do(req)
 	if err != nil {
+		r.unanswered.Add(1)
 		return answer{}, sp, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
@@ -962,7 +967,8 @@ func (r *run) checkCounters(ctx context.Context, sum *Summary, from time.Time) {
 	// The last nudge's own counts may wait for a later request (or the flush interval).
 	outside -= r.nudged
 	sum.SentOutside = outside
-	sent := int64(len(r.sends))
+	sum.Unanswered = r.unanswered.Load()
+	sent := int64(len(r.sends)) + sum.Unanswered
 	if sum.Counted > sent {
 		sum.violate("counters: %d requests counted, only %d sent (a request counted twice)", sum.Counted, sent)
 	}
