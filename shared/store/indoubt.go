@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
@@ -17,8 +18,11 @@ import (
 // retry it: a retried ADD would count twice, and a retried conditional write
 // would fail its own condition and report the opposite of what happened.
 // Callers treat it as unavailable (IsUnavailable) and, where they keep
-// counts, as possibly applied. TransactWriteItems is not concerned: its
-// ClientRequestToken makes every retry within ten minutes a no-op.
+// counts, as possibly applied. A TransactWriteItems is retried (its
+// ClientRequestToken makes every retry within ten minutes a no-op), but when
+// any of its attempts may have been applied its final error is an
+// InDoubtError too, whatever the last attempt's answer (a throttle after a
+// cut says nothing about the cut attempt).
 type InDoubtError struct{ Err error }
 
 func (e *InDoubtError) Error() string { return e.Err.Error() + " (outcome unknown: not retried)" }
@@ -40,10 +44,10 @@ func IsInDoubt(err error) bool {
 // connection was never made, the breaker failed it fast, DynamoDB answered
 // with a 4xx such as a failed condition or a throttle).
 func MaybeApplied(err error) bool {
-	if err == nil {
+	if err == nil || IsInDoubt(err) {
 		return true
 	}
-	if errors.Is(err, ErrUnavailable) && !IsInDoubt(err) {
+	if errors.Is(err, ErrUnavailable) {
 		return false // the breaker, or items DynamoDB returned unprocessed
 	}
 	var op *net.OpError
@@ -63,12 +67,37 @@ func MaybeApplied(err error) bool {
 	return !errors.As(err, &api) || api.ErrorFault() == smithy.FaultServer
 }
 
-// atMostOnce is the per-attempt middleware (inside the SDK's retry loop)
-// that marks the failed attempt of a single-item write InDoubtError when it
-// may have been applied, so it is not retried.
+// doubtKey holds, for one write operation, whether any attempt of it may
+// have been applied.
+type doubtKey struct{}
+
+// atMostOnce is the per-attempt middleware (inside the SDK's retry loop):
+// an attempt of a write that failed and may have been applied marks its
+// operation in doubt, and a single-item write's is not retried.
 var atMostOnce = middleware.FinalizeMiddlewareFunc("AtMostOnceWrites", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 	out, md, err := next.HandleFinalize(ctx, in)
-	if err != nil && singleWrite(middleware.GetOperationName(ctx)) && MaybeApplied(err) {
+	if err == nil || !MaybeApplied(err) {
+		return out, md, err
+	}
+	if doubt, ok := middleware.GetStackValue(ctx, doubtKey{}).(*atomic.Bool); ok {
+		doubt.Store(true)
+	}
+	if singleWrite(middleware.GetOperationName(ctx)) {
+		err = &InDoubtError{Err: err}
+	}
+	return out, md, err
+})
+
+// rememberDoubt wraps one write operation, all its attempts: its final error
+// is in doubt when any attempt may have been applied.
+var rememberDoubt = middleware.InitializeMiddlewareFunc("RememberDoubt", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	op := middleware.GetOperationName(ctx)
+	if !singleWrite(op) && op != "TransactWriteItems" {
+		return next.HandleInitialize(ctx, in)
+	}
+	var doubt atomic.Bool
+	out, md, err := next.HandleInitialize(middleware.WithStackValue(ctx, doubtKey{}, &doubt), in)
+	if err != nil && doubt.Load() && !IsInDoubt(err) {
 		err = &InDoubtError{Err: err}
 	}
 	return out, md, err
@@ -82,9 +111,13 @@ func singleWrite(op string) bool {
 	return false
 }
 
-// addAtMostOnce installs atMostOnce inside the retry loop.
+// addAtMostOnce installs atMostOnce inside the retry loop and rememberDoubt
+// around it.
 func addAtMostOnce(o *dynamodb.Options) {
 	o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+		if err := s.Initialize.Add(rememberDoubt, middleware.After); err != nil {
+			return err
+		}
 		return s.Finalize.Insert(atMostOnce, "Retry", middleware.After)
 	})
 }

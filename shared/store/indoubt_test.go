@@ -3,14 +3,17 @@ package store_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -86,7 +89,8 @@ func TestWritesAreRetriedOnlyWhenProvablyNotApplied(t *testing.T) {
 		{"ADD answered 500", dbproxy.ServerError, "UpdateItem", add, 1, true, 0},
 		{"ADD throttled", dbproxy.Throttle, "UpdateItem", add, attempts, false, 0},
 		{"read whose answer is cut", dbproxy.Cut, "GetItem", get, attempts, false, -1},
-		{"transactional ADD whose answer is cut", dbproxy.Cut, "TransactWriteItems", txAdd, attempts, false, 1},
+		// Retried (the token makes it safe), stored once, and still in doubt.
+		{"transactional ADD whose answer is cut", dbproxy.Cut, "TransactWriteItems", txAdd, attempts, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sk := tc.name
@@ -118,6 +122,53 @@ func TestWritesAreRetriedOnlyWhenProvablyNotApplied(t *testing.T) {
 			}
 		})
 	}
+
+	// The last attempt's throttle proves nothing about the first, cut one:
+	// the error stays in doubt, so a caller keeping counts resends the same
+	// batch instead of merging its counts into a new one.
+	t.Run("transactional ADD cut, then throttled", func(t *testing.T) {
+		seq := &afterFirst{next: awshttp.NewBuildableClient(), then: func() {
+			if err := proxy.ClearFaults(); err != nil {
+				t.Error(err)
+			}
+			if err := proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Throttle, Operations: []string{"TransactWriteItems"}}); err != nil {
+				t.Error(err)
+			}
+		}}
+		db := store.NewDynamoDB(ac, proxy.URL(), 5*time.Second, func(o *dynamodb.Options) {
+			o.HTTPClient = seq
+			o.RetryMaxAttempts = attempts
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = attempts
+				so.MaxBackoff = 10 * time.Millisecond
+				so.RateLimiter = ratelimit.None
+			})
+		})
+		if err := proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Cut, Operations: []string{"TransactWriteItems"}}); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Reset()
+		_, err := db.TransactWriteItems(context.Background(), &dynamodb.TransactWriteItemsInput{
+			ClientRequestToken: aws.String("cut-then-throttled"),
+			TransactItems: []types.TransactWriteItem{{Update: &types.Update{
+				TableName: aws.String(table), Key: key("cut then throttled"), UpdateExpression: aws.String("ADD n :one"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+			}}},
+		})
+		st := proxy.Stats()
+		if cerr := proxy.ClearFaults(); cerr != nil {
+			t.Fatal(cerr)
+		}
+		if st.Faults[dbproxy.Cut] != 1 || st.Faults[dbproxy.Throttle] != attempts-1 {
+			t.Fatalf("faults %v, want 1 cut and %d throttles: the test tested nothing", st.Faults, attempts-1)
+		}
+		if !store.IsInDoubt(err) || !store.MaybeApplied(err) || !store.IsUnavailable(err) {
+			t.Errorf("err %v: in doubt %v, maybe applied %v, want both", err, store.IsInDoubt(err), store.MaybeApplied(err))
+		}
+		if got := stored("cut then throttled"); got != 1 {
+			t.Errorf("stored n = %d, want the 1 the cut attempt applied", got)
+		}
+	})
 
 	t.Run("connection refused: provably not applied", func(t *testing.T) {
 		if err := proxy.SetFault(dbproxy.Fault{Kind: dbproxy.Refuse}); err != nil {
@@ -205,4 +256,18 @@ func TestWithoutTripNeverOpensTheBreaker(t *testing.T) {
 	if err := getItem(background, c); !errors.Is(err, store.ErrUnavailable) || s.hits.Load() != 2 {
 		t.Errorf("WithoutTrip call while open: %v after %d hits, want the breaker's fast failure", err, s.hits.Load())
 	}
+}
+
+// afterFirst is an HTTP client that runs then once its first call is done:
+// it changes the proxy's fault between a call's attempts.
+type afterFirst struct {
+	next aws.HTTPClient
+	once sync.Once
+	then func()
+}
+
+func (a *afterFirst) Do(r *http.Request) (*http.Response, error) {
+	res, err := a.next.Do(r)
+	a.once.Do(a.then)
+	return res, err
 }
