@@ -20,6 +20,7 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/clock"
 	"github.com/zenithfresh/zenith-serverless/shared/dbproxy"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
+	"github.com/zenithfresh/zenith-serverless/shared/keyring"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/shared/users"
 )
@@ -50,12 +51,15 @@ func newBenchTable(b *testing.B) *benchTable {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	proxied := env.NewClient(b, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.URL()) })
 	seeder := env.NewAdminClient(b) // long timeouts and retries: seeding loads DynamoDB Local
-	return &benchTable{
+	bt := &benchTable{
 		env: env, proxy: p, clock: fake, seeder: seeder,
 		mgr: newManager(proxied, env.Config, fake, quiet),
 		raw: newManager(seeder, env.Config, fake, quiet),
 		rng: rand.New(rand.NewPCG(1, 2)),
 	}
+	// The cursor key is read past the proxy: a listing's calls are its own.
+	bt.mgr.UseCursorKeys(keyring.New(env.Client, env.Tables.Users, fake, nil))
+	return bt
 }
 
 // seed writes n live sessions of the given users (version 1 unless the map
