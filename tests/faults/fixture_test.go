@@ -20,7 +20,6 @@ import (
 	"github.com/zenithfresh/zenith-serverless/shared/dbproxy"
 	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/platform"
-	"github.com/zenithfresh/zenith-serverless/shared/samtemplate"
 	"github.com/zenithfresh/zenith-serverless/shared/store"
 	"github.com/zenithfresh/zenith-serverless/tests/internal/stack"
 )
@@ -66,7 +65,6 @@ type fixture struct {
 	password map[string]string
 	admin    string // a master_admin token
 	staff    string // a staff_tester token (systemMonitoring, no userManagement)
-	health   bool   // template.yaml routes /api/health (API.md): then it is a route under test too
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -100,7 +98,6 @@ func newFixture(t *testing.T) *fixture {
 		s.CreateUser(t, f.admin, u, f.password[u], "staff_tester")
 	}
 	f.staff = s.Login(t, staffUser, f.password[staffUser])
-	f.health = templateRoutes(t, "/api/health")
 	return f
 }
 
@@ -133,23 +130,6 @@ func instanceOptions(logs io.Writer) []platform.Option {
 		platform.WithMetricsOutput(io.Discard),
 		platform.WithDynamoDBOptions(func(o *dynamodb.Options) { o.Logger = logging.Nop{} }),
 	}
-}
-
-// templateRoutes reports whether template.yaml has an HttpApi route with this path.
-func templateRoutes(t *testing.T, path string) bool {
-	t.Helper()
-	tmpl, err := samtemplate.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fn := range tmpl.Functions {
-		for _, r := range fn.Routes {
-			if r.Path == path {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sourceIP is a fresh client address per request, so no route's limiter

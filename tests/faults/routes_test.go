@@ -175,15 +175,13 @@ func routes(f *fixture) []route {
 	rs = append(rs,
 		admin("POST", "/api/system-monitor", `{"requests":{"total":10,"successful":9,"failed":1}}`, 200),
 		admin("POST", "/api/system-monitor/alerts/no-such-alert/acknowledge", "", 404),
-	)
-	if f.health {
 		// API.md: public, spends nothing, 503 {status:"unavailable"} with Retry-After when the store is down.
 		// Its readiness is cached up to 5 s per instance: a 200 just after the fault starts is right.
-		rs = append(rs, route{name: "GET /api/health", healthy: 200, duringFault: []int{200, 503},
+		route{name: "GET /api/health", healthy: 200, duringFault: []int{200, 503},
 			prepare: func(t *testing.T, f *fixture, _ string) apitest.Request {
 				return apitest.Request{Method: "GET", Path: "/api/health", SourceIP: sourceIP()}
-			}})
-	}
+			}},
+	)
 	return rs
 }
 
