@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zenithfresh/zenith-serverless/shared/config"
 	"github.com/zenithfresh/zenith-serverless/shared/localdb"
@@ -131,4 +132,35 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Seed writes reqs to table with writers concurrent store.BatchWrite calls
+// of 25 items each, failing t on the first error: the one way benchmarks
+// and tests load dense data.
+func Seed(t testing.TB, db store.BatchWriteAPI, table string, reqs []types.WriteRequest, writers int) {
+	t.Helper()
+	chunks := make(chan []types.WriteRequest)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for chunk := range chunks {
+				if err := store.BatchWrite(context.Background(), db, table, chunk); err != nil {
+					select { // keep draining so the producer never blocks
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for start := 0; start < len(reqs); start += 25 {
+		chunks <- reqs[start:min(start+25, len(reqs))]
+	}
+	close(chunks)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatalf("seed %s: %v", table, err)
+	}
 }

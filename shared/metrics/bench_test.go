@@ -87,29 +87,17 @@ func BenchmarkHistoryCalls(b *testing.B) {
 // shard, shaped as the recorder writes them (all six counters).
 func writeDenseWeek(b *testing.B, db *dynamodb.Client, table string, from time.Time, shards int) {
 	b.Helper()
-	var batch []types.WriteRequest
-	flush := func() {
-		for len(batch) > 0 {
-			out, err := db.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: batch}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			batch = out.UnprocessedItems[table]
-		}
-	}
 	n := func(v int) types.AttributeValue { return &types.AttributeValueMemberN{Value: fmt.Sprint(v)} }
+	var reqs []types.WriteRequest
 	for s := 0; s < shards; s++ {
 		for i := 0; i < 168*60; i++ {
 			m := from.Add(time.Duration(i) * time.Minute)
-			batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
 				"pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("rt#%d", s)}, "sk": &types.AttributeValueMemberS{Value: metrics.MinuteKey(m)},
 				"requests": n(1234), "errors5xx": n(12), "throttled": n(34), "slow": n(5), "durationMs": n(123456), "failedLogins": n(2),
 				"ttl": n(int(m.Add(metrics.CounterTTL).Unix())),
 			}}})
-			if len(batch) == 25 {
-				flush()
-			}
 		}
 	}
-	flush()
+	dynamotest.Seed(b, db, table, reqs, 4)
 }

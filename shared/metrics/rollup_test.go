@@ -49,13 +49,7 @@ func seedMinutes(t testing.TB, db *dynamodb.Client, table string, shards int, fr
 			}}})
 		}
 	}
-	for len(reqs) > 0 {
-		k := min(len(reqs), 25)
-		if err := store.BatchWrite(context.Background(), db, table, reqs[:k]); err != nil {
-			t.Fatal(err)
-		}
-		reqs = reqs[k:]
-	}
+	dynamotest.Seed(t, db, table, reqs, 4)
 	return sums
 }
 

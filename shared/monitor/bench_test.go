@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,46 +25,19 @@ import (
 func seedDense(b *testing.B, db *dynamodb.Client, table string, shards int, from, to time.Time) {
 	b.Helper()
 	rnd := rand.New(rand.NewPCG(1, 1))
-	batches := make(chan []types.WriteRequest)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for w := 0; w < 4; w++ {
-		wg.Go(func() {
-			for batch := range batches {
-				if err := store.BatchWrite(context.Background(), db, table, batch); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	var batch []types.WriteRequest
+	var reqs []types.WriteRequest
 	for m := from; m.Before(to); m = m.Add(time.Minute) {
 		for s := 0; s < shards; s++ {
 			r := 1000 + rnd.Int64N(500)
-			batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
 				"pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("rt#%d", s)}, "sk": &types.AttributeValueMemberS{Value: metrics.MinuteKey(m)},
 				"requests": store.Num(r), "admitted": store.Num(r - rnd.Int64N(50)), "errors5xx": store.Num(rnd.Int64N(20)),
 				"throttled": store.Num(rnd.Int64N(50)), "slow": store.Num(rnd.Int64N(10)), "durationMs": store.Num(r * (40 + rnd.Int64N(80))),
 				"failedLogins": store.Num(rnd.Int64N(3)), "ttl": store.Num(m.Add(metrics.CounterTTL).Unix()),
 			}}})
-			if len(batch) == 25 {
-				batches <- batch
-				batch = nil
-			}
 		}
 	}
-	if len(batch) > 0 {
-		batches <- batch
-	}
-	close(batches)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	dynamotest.Seed(b, db, table, reqs, 4)
 }
 
 // BenchmarkMonitorReads measures what each monitor read costs on dense data:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zenithfresh/zenith-serverless/shared/apitest"
+	"github.com/zenithfresh/zenith-serverless/shared/dynamotest"
 	"github.com/zenithfresh/zenith-serverless/shared/httpapi"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics"
 	"github.com/zenithfresh/zenith-serverless/shared/metrics/cloudwatchtest"
@@ -195,33 +195,11 @@ func TestHistoryFromDynamoDBDenseWeek(t *testing.T) {
 // each of shards, in 25-item batches sent by four concurrent writers.
 func writeDense(t testing.TB, db *dynamodb.Client, table string, from time.Time, n, shards int) {
 	t.Helper()
-	batches := make(chan []types.WriteRequest)
-	errs := make(chan error, 4)
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for batch := range batches {
-				for len(batch) > 0 {
-					out, err := db.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: batch}})
-					if err != nil { // keep draining so the producer never blocks
-						select {
-						case errs <- err:
-						default:
-						}
-						break
-					}
-					batch = out.UnprocessedItems[table]
-				}
-			}
-		}()
-	}
-	var batch []types.WriteRequest
+	var reqs []types.WriteRequest
 	for s := 0; s < shards; s++ {
 		for i := 0; i < n; i++ {
 			m := from.Add(time.Duration(i) * time.Minute)
-			batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
 				"pk":         &types.AttributeValueMemberS{Value: fmt.Sprintf("rt#%d", s)},
 				"sk":         &types.AttributeValueMemberS{Value: metrics.MinuteKey(m)},
 				"requests":   &types.AttributeValueMemberN{Value: "10"},
@@ -231,21 +209,9 @@ func writeDense(t testing.TB, db *dynamodb.Client, table string, from time.Time,
 				"durationMs": &types.AttributeValueMemberN{Value: "200"},
 				"ttl":        &types.AttributeValueMemberN{Value: fmt.Sprint(m.Add(metrics.CounterTTL).Unix())},
 			}}})
-			if len(batch) == 25 {
-				batches <- batch
-				batch = nil
-			}
 		}
 	}
-	if len(batch) > 0 {
-		batches <- batch
-	}
-	close(batches)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	dynamotest.Seed(t, db, table, reqs, 4)
 }
 
 func TestHistoryFromCloudWatch(t *testing.T) {
