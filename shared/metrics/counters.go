@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	crand "crypto/rand"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -147,13 +146,6 @@ func (s *Counters) write(ctx context.Context, b batch) error {
 		return fmt.Errorf("add minute counters: %w", err)
 	}
 	return nil
-}
-
-// inDoubt reports whether a failed batch write may have been applied: then
-// only the same batch (same token) may be written again.
-func inDoubt(err error) bool {
-	var busy *types.TransactionInProgressException // the same token still being applied
-	return errors.As(err, &busy) || store.MaybeApplied(err)
 }
 
 // Minutes returns the counters of every minute in [from, to) that has any,

@@ -178,7 +178,7 @@ func (r *Recorder) writePending(ctx context.Context, due map[int64]Counts, doubt
 		err := r.counters.write(ctx, b)
 		switch {
 		case err == nil:
-		case b.sent || inDoubt(err):
+		case b.sent || store.MaybeApplied(err): // only the same batch (same token) may be written again
 			b.sent = true
 			r.pending.keep(b)
 		default:

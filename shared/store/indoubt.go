@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -42,9 +43,12 @@ func IsInDoubt(err error) bool {
 // MaybeApplied reports whether a failed write may have been applied all the
 // same: false only when the failure proves DynamoDB never applied it (the
 // connection was never made, the breaker failed it fast, DynamoDB answered
-// with a 4xx such as a failed condition or a throttle).
+// with a 4xx such as a failed condition or a throttle). A transaction whose
+// ClientRequestToken is still being applied (TransactionInProgressException,
+// a 4xx) may well land.
 func MaybeApplied(err error) bool {
-	if err == nil || IsInDoubt(err) {
+	var busy *types.TransactionInProgressException
+	if err == nil || IsInDoubt(err) || errors.As(err, &busy) {
 		return true
 	}
 	if errors.Is(err, ErrUnavailable) {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -270,4 +271,16 @@ func (a *afterFirst) Do(r *http.Request) (*http.Response, error) {
 	res, err := a.next.Do(r)
 	a.once.Do(a.then)
 	return res, err
+}
+
+// A transaction whose token DynamoDB is still applying may land: it is in
+// doubt although DynamoDB answers it with a 4xx.
+func TestTransactionInProgressMayBeApplied(t *testing.T) {
+	err := fmt.Errorf("add minute counters: %w", &types.TransactionInProgressException{Message: aws.String("in progress")})
+	if !store.MaybeApplied(err) {
+		t.Errorf("MaybeApplied(%v) = false", err)
+	}
+	if store.MaybeApplied(&types.TransactionCanceledException{Message: aws.String("conflict")}) {
+		t.Error("a cancelled transaction counts as maybe applied")
+	}
 }
